@@ -1,0 +1,231 @@
+"""One frozen settings object, built from an injected environment mapping.
+
+Precedence: command-line overrides, then the process environment, then ``.env`` in the working
+directory, then defaults (SPEC §3). The loader takes the environment as a plain mapping so tests
+never touch ``os.environ``. Validation is pydantic's; its errors are turned into one line naming
+the variable, never echoing a secret's value. (pydantic-settings reads ``os.environ`` implicitly,
+which is the opposite of what we want here, so we use plain pydantic plus python-dotenv.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from realtime_bridge.errors import ConfigError
+
+UpstreamChoice = Literal["auto", "openai", "azure", "local"]
+UpstreamKind = Literal["openai", "azure", "local"]
+
+#: Variables whose values are secrets: never echoed in messages, logs or ``/info``.
+SECRET_VARIABLES = frozenset(
+    {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "BRIDGE_API_KEYS", "BRIDGE_ADMIN_TOKEN"}
+)
+
+
+class Settings(BaseModel):
+    """Every setting of the bridge; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", alias="HOST", min_length=1)
+    ws_port: int = Field(8080, alias="WS_PORT", ge=0, le=65535)
+    http_port: int = Field(3000, alias="HTTP_PORT", ge=0, le=65535)
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_org_id: str | None = Field(None, alias="OPENAI_ORG_ID")
+    openai_project_id: str | None = Field(None, alias="OPENAI_PROJECT_ID")
+    openai_model: str = Field("gpt-4o-realtime-preview", alias="OPENAI_MODEL", min_length=1)
+    openai_realtime_url: str = Field(
+        "wss://api.openai.com/v1/realtime", alias="OPENAI_REALTIME_URL"
+    )
+    upstream: UpstreamChoice = Field("auto", alias="UPSTREAM")
+    azure_openai_endpoint: str | None = Field(None, alias="AZURE_OPENAI_ENDPOINT")
+    azure_openai_api_key: SecretStr | None = Field(None, alias="AZURE_OPENAI_API_KEY")
+    azure_openai_deployment: str | None = Field(None, alias="AZURE_OPENAI_DEPLOYMENT")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+    bridge_api_keys: tuple[SecretStr, ...] = Field((), alias="BRIDGE_API_KEYS")
+    bridge_admin_token: SecretStr | None = Field(None, alias="BRIDGE_ADMIN_TOKEN")
+    allowed_origins: tuple[str, ...] = Field((), alias="ALLOWED_ORIGINS")
+    max_sessions: int = Field(100, alias="MAX_SESSIONS", ge=1)
+    session_idle_timeout_s: float = Field(300.0, alias="SESSION_IDLE_TIMEOUT_S", gt=0)
+    session_max_duration_s: float = Field(3600.0, alias="SESSION_MAX_DURATION_S", gt=0)
+    max_message_bytes: int = Field(16 * 1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)
+    upstream_connect_timeout_s: float = Field(10.0, alias="UPSTREAM_CONNECT_TIMEOUT_S", gt=0)
+    shutdown_grace_s: float = Field(10.0, alias="SHUTDOWN_GRACE_S", ge=0)
+    local_audio_pace: float = Field(1.0, alias="LOCAL_AUDIO_PACE", ge=0)
+    metrics_enabled: bool = Field(True, alias="METRICS_ENABLED")
+
+    @field_validator("bridge_api_keys", "allowed_origins", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", "log_format", "upstream", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("openai_realtime_url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("ws", "wss") or not parts.netloc:
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @field_validator("azure_openai_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http", "wss", "ws") or not parts.netloc:
+            raise ValueError("must be an https:// URL such as https://<resource>.openai.azure.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _upstream_is_configured(self) -> Settings:
+        if self.upstream == "openai" and self.openai_api_key is None:
+            raise _VariableError("OPENAI_API_KEY", "is required when UPSTREAM=openai")
+        if self.upstream == "azure":
+            for variable, value in (
+                ("AZURE_OPENAI_ENDPOINT", self.azure_openai_endpoint),
+                ("AZURE_OPENAI_API_KEY", self.azure_openai_api_key),
+                ("AZURE_OPENAI_DEPLOYMENT", self.azure_openai_deployment),
+            ):
+                if value is None:
+                    raise _VariableError(variable, "is required when UPSTREAM=azure")
+        return self
+
+    @property
+    def azure_configured(self) -> bool:
+        return None not in (
+            self.azure_openai_endpoint,
+            self.azure_openai_api_key,
+            self.azure_openai_deployment,
+        )
+
+    @property
+    def upstream_kind(self) -> UpstreamKind:
+        """The upstream actually used: ``auto`` resolved as SPEC §3 says."""
+        if self.upstream != "auto":
+            return self.upstream
+        if self.openai_api_key is not None:
+            return "openai"
+        if self.azure_configured:
+            return "azure"
+        return "local"
+
+    @property
+    def single_listener(self) -> bool:
+        """Both APIs share one listener when the two ports are equal."""
+        return self.ws_port == self.http_port
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret's plain value, for the log redactor."""
+        secrets: list[SecretStr | None] = [
+            self.openai_api_key,
+            self.azure_openai_api_key,
+            self.bridge_admin_token,
+            *self.bridge_api_keys,
+        ]
+        return tuple(
+            s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()
+        )
+
+
+class _VariableError(ValueError):
+    """A cross-field validation failure that names its variable."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.message = message
+
+
+_ALIASES = frozenset(
+    field.alias for field in Settings.model_fields.values() if field.alias is not None
+)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The variables of a ``.env`` file (missing file = none); values that are unset are skipped."""
+    if not path.is_file():
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    *,
+    dotenv: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings: ``overrides`` (CLI) > ``environ`` > ``dotenv`` > defaults.
+
+    Empty values count as unset, so ``OPENAI_API_KEY=`` in a ``.env`` means "no key".
+    Raises :class:`ConfigError` naming the offending variable.
+    """
+    merged: dict[str, Any] = {}
+    for source in (dotenv or {}, environ, overrides or {}):
+        for key, value in source.items():
+            if key not in _ALIASES:
+                continue
+            if isinstance(value, str) and not value.strip():
+                merged.pop(key, None)
+                continue
+            merged[key] = value.strip() if isinstance(value, str) else value
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise _config_error(exc, merged) from None
+
+
+def _config_error(exc: ValidationError, values: Mapping[str, Any]) -> ConfigError:
+    error = exc.errors(include_url=False, include_input=False)[0]
+    context = error.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, _VariableError):
+        return ConfigError(cause.variable, cause.message)
+    variable = str(error["loc"][0]) if error["loc"] else "configuration"
+    message = _describe(error["type"], context, error["msg"])
+    if variable in values and variable not in SECRET_VARIABLES:
+        message = f"{message} (got {str(values[variable])[:80]!r})"
+    return ConfigError(variable, message)
+
+
+def _describe(kind: str, context: Mapping[str, Any], fallback: str) -> str:
+    bounds = {
+        "greater_than_equal": "must be ≥ {ge}",
+        "greater_than": "must be > {gt}",
+        "less_than_equal": "must be ≤ {le}",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**context)
+    if kind in ("int_parsing", "int_from_float"):
+        return "must be an integer"
+    if kind == "float_parsing":
+        return "must be a number"
+    if kind == "bool_parsing":
+        return "must be true or false"
+    if kind == "literal_error":
+        return f"must be one of {context.get('expected', '')}"
+    if kind == "value_error" and "error" in context:
+        return str(context["error"])
+    return fallback

@@ -1,0 +1,1 @@
+"""Pure Realtime-protocol logic: event names, error events, translation, per-session rules."""

@@ -1,0 +1,1 @@
+"""The I/O edge: listeners, the relay, the session registry and the HTTP API."""

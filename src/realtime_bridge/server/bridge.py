@@ -1,0 +1,253 @@
+"""One client ⇄ one upstream: two pumps and a watchdog; the first to finish decides the ending.
+
+Each pump returns an :class:`Ending` (or None when it has nothing to say, e.g. its peer
+vanished and the other pump will report how); the session then sends the client the error
+event that goes with the ending, closes both sockets with the right codes, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from realtime_bridge.errors import (
+    ERROR_POLICY,
+    ClientError,
+    CloseCode,
+    ErrorCode,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from realtime_bridge.observability import SessionLogger
+from realtime_bridge.protocol.events import error_event_text
+from realtime_bridge.protocol.session import Routed, SessionProtocol
+from realtime_bridge.server.sessions import SessionRecord
+from realtime_bridge.upstream.base import (
+    Upstream,
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamRequest,
+)
+
+#: How long closing the upstream may take after the client left (SPEC §9: within a second).
+UPSTREAM_CLOSE_TIMEOUT_S = 1.0
+#: How long to wait for the upstream pump to explain a failed send before giving up on it.
+UPSTREAM_EXPLAIN_TIMEOUT_S = 1.0
+_MAX_REASON_BYTES = 123
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """Why a session ends and how the client is told."""
+
+    reason: str
+    close_code: int
+    close_message: str = ""
+    error: ClientError | None = None
+    client_gone: bool = False
+
+
+def is_sendable_close_code(code: int) -> bool:
+    """Whether a close frame may carry ``code`` (RFC 6455 §7.4: 1005, 1006, 1015 never may)."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (
+        3000 <= code <= 4999
+    )
+
+
+def ending_for_error(error: ClientError, reason: str) -> Ending:
+    code = ERROR_POLICY[error.code].close_code or CloseCode.NORMAL
+    return Ending(reason, int(code), error.code.value, error=error)
+
+
+class BridgeSession:
+    """Relays one client session; create, then ``await run()``."""
+
+    def __init__(
+        self,
+        *,
+        record: SessionRecord,
+        client: web.WebSocketResponse,
+        upstream: Upstream,
+        idle_timeout_s: float,
+        max_duration_s: float,
+        log: SessionLogger,
+    ) -> None:
+        self.record = record
+        self._client = client
+        self._upstream = upstream
+        self._idle_timeout_s = idle_timeout_s
+        self._max_duration_s = max_duration_s
+        self._log = log
+        self._protocol = SessionProtocol()
+        self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
+        record.request_end = self.request_end
+        self.ending: Ending | None = None
+
+    def request_end(self, error: ClientError) -> None:
+        """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
+        if not self._end_requested.done():
+            self._end_requested.set_result(ending_for_error(error, "ended_by_server"))
+
+    async def run(self) -> Ending:
+        request = UpstreamRequest(session_id=self.record.id, model=self.record.model)
+        connect = asyncio.ensure_future(self._upstream.connect(request))
+        waiters: set[asyncio.Future[Any]] = {connect, self._end_requested}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if self._end_requested.done():
+            connect.cancel()
+            late: UpstreamConnection | None = None
+            with contextlib.suppress(asyncio.CancelledError, UpstreamUnavailable):
+                late = await connect
+            return await self._finish(self._end_requested.result(), late)
+        try:
+            upstream = connect.result()
+        except UpstreamUnavailable as exc:
+            error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc))
+            return await self._finish(ending_for_error(error, "upstream_unavailable"), None)
+        self._log.debug("upstream connected")
+        ending = await self._relay(upstream)
+        return await self._finish(ending, upstream)
+
+    async def _relay(self, upstream: UpstreamConnection) -> Ending:
+        tasks = {
+            asyncio.create_task(self._client_pump(upstream), name="client_pump"),
+            asyncio.create_task(self._upstream_pump(upstream), name="upstream_pump"),
+            asyncio.create_task(self._watchdog(), name="watchdog"),
+        }
+        ending: Ending | None = None
+        pending = tasks
+        try:
+            while ending is None and pending:
+                done, pending = await asyncio.wait(
+                    pending,
+                    return_when=asyncio.FIRST_COMPLETED,
+                    timeout=None if len(pending) == len(tasks) else UPSTREAM_EXPLAIN_TIMEOUT_S,
+                )
+                if not done:
+                    break
+                for task in done:
+                    ending = ending or self._task_ending(task)
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if ending is None:
+            error = ClientError(ErrorCode.UPSTREAM_CLOSED, "The upstream connection was lost.")
+            ending = ending_for_error(error, "upstream_lost")
+        return ending
+
+    def _task_ending(self, task: asyncio.Task[Ending | None]) -> Ending | None:
+        if task.cancelled():
+            return None
+        exc = task.exception()
+        if exc is None:
+            return task.result()
+        self._log.error(
+            "unexpected error in %s", task.get_name(), exc_info=(type(exc), exc, exc.__traceback__)
+        )
+        error = ClientError(ErrorCode.INTERNAL_ERROR, "The bridge hit an internal error.")
+        return ending_for_error(error, "internal_error")
+
+    async def _client_pump(self, upstream: UpstreamConnection) -> Ending | None:
+        client = self._client
+        protocol = self._protocol
+        traffic = self.record.client_to_upstream
+        record = self.record
+        while True:
+            msg = await client.receive()
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                text: str = msg.data
+                traffic.bytes += len(text)
+                routed = protocol.from_client_text(text)
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                traffic.bytes += len(msg.data)
+                routed = protocol.from_client_binary(msg.data)
+            elif msg.type is aiohttp.WSMsgType.ERROR:
+                code = client.close_code or CloseCode.INTERNAL_ERROR
+                return Ending("client_protocol_error", code, str(msg.data)[:80], client_gone=True)
+            else:
+                return Ending("client_closed", client.close_code or 1005, client_gone=True)
+            traffic.events += 1
+            record.last_client_activity = time.monotonic()
+            try:
+                await self._deliver(routed, upstream)
+            except UpstreamError:
+                return None
+
+    async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
+        client = self._client
+        protocol = self._protocol
+        traffic = self.record.upstream_to_client
+        while True:
+            item = await upstream.receive()
+            if isinstance(item, UpstreamClosed):
+                return self._upstream_ending(item)
+            traffic.bytes += len(item)
+            traffic.events += 1
+            routed = protocol.from_upstream_text(item)
+            for frame in routed.to_client:
+                await client.send_str(frame)
+
+    async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
+        for frame in routed.to_client:
+            await self._client.send_str(frame)
+        for frame in routed.to_upstream:
+            await upstream.send(frame)
+
+    def _upstream_ending(self, closed: UpstreamClosed) -> Ending:
+        if closed.code is None:
+            error = ClientError(
+                ErrorCode.UPSTREAM_CLOSED, "The upstream connection ended without a close frame."
+            )
+            return ending_for_error(error, "upstream_lost")
+        if not is_sendable_close_code(closed.code):
+            return Ending("upstream_closed", int(CloseCode.NORMAL), closed.reason)
+        return Ending("upstream_closed", closed.code, closed.reason)
+
+    async def _watchdog(self) -> Ending:
+        """Ends the session on an end request, after the idle timeout or the maximum lifetime."""
+        record = self.record
+        while True:
+            now = time.monotonic()
+            idle_deadline = record.last_client_activity + self._idle_timeout_s
+            max_deadline = record.started_monotonic + self._max_duration_s
+            if now >= max_deadline:
+                error = ClientError(
+                    ErrorCode.SESSION_EXPIRED,
+                    f"The session reached its maximum duration of {self._max_duration_s:g} s.",
+                )
+                return ending_for_error(error, "session_expired")
+            if now >= idle_deadline:
+                error = ClientError(
+                    ErrorCode.SESSION_IDLE_TIMEOUT,
+                    f"No message from the client for {self._idle_timeout_s:g} s.",
+                )
+                return ending_for_error(error, "idle_timeout")
+            timeout = min(idle_deadline, max_deadline) - now
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(self._end_requested), timeout)
+
+    async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
+        self.ending = ending
+        client = self._client
+        if not client.closed:
+            if ending.error is not None:
+                await _quietly(client.send_str(error_event_text(ending.error)))
+            message = ending.close_message.encode()[:_MAX_REASON_BYTES]
+            await _quietly(client.close(code=ending.close_code, message=message))
+        if upstream is not None:
+            await _quietly(upstream.close(1000, "client session ended"))
+        return ending
+
+
+async def _quietly(action: Awaitable[object]) -> None:
+    """Best-effort I/O while closing: the peer may already be gone."""
+    with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
+        await asyncio.wait_for(action, UPSTREAM_CLOSE_TIMEOUT_S)

@@ -1,0 +1,122 @@
+"""The session registry: ids, the concurrency limit, listing, and termination requests.
+
+One registry per server; it is the only state shared between sessions, and it holds records,
+not sockets: a session is asked to end through its own ``request_end`` and ends itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from realtime_bridge.errors import ClientError
+
+
+def new_session_id() -> str:
+    return f"sess_{secrets.token_urlsafe(12)}"
+
+
+@dataclass(slots=True)
+class Traffic:
+    """Counters of one direction of one session."""
+
+    events: int = 0
+    bytes: int = 0
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """What the server knows about one live session (listing, logs, limits)."""
+
+    id: str
+    client: str
+    model: str
+    upstream: str
+    protocol: str = "ga"
+    started_at: float = field(default_factory=time.time)
+    started_monotonic: float = field(default_factory=time.monotonic)
+    last_client_activity: float = field(default_factory=time.monotonic)
+    client_to_upstream: Traffic = field(default_factory=Traffic)
+    upstream_to_client: Traffic = field(default_factory=Traffic)
+    audio_seconds: dict[str, float] = field(
+        default_factory=lambda: {"client_to_upstream": 0.0, "upstream_to_client": 0.0}
+    )
+    usage: dict[str, int] = field(default_factory=dict)
+    request_end: Callable[[ClientError], None] | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def summary(self) -> dict[str, Any]:
+        """The public view of a session (``GET /sessions``)."""
+        return {
+            "id": self.id,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at)),
+            "duration_s": round(self.duration_s, 3),
+            "client": self.client,
+            "model": self.model,
+            "upstream": self.upstream,
+            "protocol": self.protocol,
+            "bytes": {
+                "client_to_upstream": self.client_to_upstream.bytes,
+                "upstream_to_client": self.upstream_to_client.bytes,
+            },
+            "events": {
+                "client_to_upstream": self.client_to_upstream.events,
+                "upstream_to_client": self.upstream_to_client.events,
+            },
+            "audio_seconds": {k: round(v, 3) for k, v in self.audio_seconds.items()},
+            "usage": dict(self.usage),
+        }
+
+
+class SessionRegistry:
+    """Live sessions of one server, and the limit on how many may run at once."""
+
+    def __init__(self, max_sessions: int) -> None:
+        self.max_sessions = max_sessions
+        self.total = 0
+        self._sessions: dict[str, SessionRecord] = {}
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[SessionRecord]:
+        return iter(list(self._sessions.values()))
+
+    @property
+    def full(self) -> bool:
+        return len(self._sessions) >= self.max_sessions
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        return self._sessions.get(session_id)
+
+    def add(self, record: SessionRecord) -> None:
+        self._sessions[record.id] = record
+        self.total += 1
+        self._empty.clear()
+
+    def remove(self, record: SessionRecord) -> None:
+        self._sessions.pop(record.id, None)
+        if not self._sessions:
+            self._empty.set()
+
+    def end_all(self, error: ClientError) -> None:
+        for record in self:
+            if record.request_end is not None:
+                record.request_end(error)
+
+    async def wait_empty(self, within_s: float) -> bool:
+        """Wait until no session is left; False if some remain after ``within_s`` seconds."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), within_s)
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,1 @@
+"""Upstreams: where a client session's events go (OpenAI, Azure, or the local imitation)."""
