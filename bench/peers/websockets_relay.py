@@ -1,0 +1,104 @@
+"""Minimal ``websockets`` relay for bench/relay.py: two pumps, no parsing.
+
+Uses the library's asyncio implementation (``websockets.asyncio``), compression off on both
+legs. Prints ``relay listening <port>`` when ready.
+
+usage: python websockets_relay.py --upstream ws://127.0.0.1:P/v1/realtime [--port 0] [--uvloop]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+
+async def _pump(
+    src: ServerConnection | ClientConnection, dst: ServerConnection | ClientConnection
+) -> None:
+    """Forward messages from ``src`` to ``dst`` until ``src`` closes."""
+    with contextlib.suppress(ConnectionClosed):
+        async for msg in src:
+            await dst.send(msg)
+
+
+def make_handler(upstream: str) -> Callable[[ServerConnection], Awaitable[None]]:
+    """Return the per-connection handler."""
+
+    async def handler(ws: ServerConnection) -> None:
+        path = ws.request.path if ws.request is not None else "/"
+        model = parse_qs(urlsplit(path).query).get("model", ["gpt-4o-realtime-preview"])[0]
+        try:
+            async with connect(
+                f"{upstream}?model={model}",
+                additional_headers={"Authorization": "Bearer sk-bench"},
+                compression=None,
+                max_size=None,
+                ping_interval=None,
+                open_timeout=10,
+            ) as up:
+                tasks = [
+                    asyncio.create_task(_pump(ws, up)),
+                    asyncio.create_task(_pump(up, ws)),
+                ]
+                _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+        except (OSError, WebSocketException, TimeoutError):
+            pass
+
+    return handler
+
+
+async def run(host: str, port: int, upstream: str) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    async with serve(
+        make_handler(upstream),
+        host,
+        port,
+        compression=None,
+        max_size=None,
+        ping_interval=None,
+        backlog=1024,
+    ) as server:
+        sock_port = next(iter(server.sockets)).getsockname()[1]
+        print(f"relay listening {sock_port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), timeout=5)
+
+
+def main() -> None:
+    """Parse arguments and run."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(run(args.host, args.port, args.upstream))
+    else:
+        asyncio.run(run(args.host, args.port, args.upstream))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
+    sys.exit(0)

@@ -1,0 +1,164 @@
+"""Audio on the wire → bytes, and bytes in one format → bytes in another, streaming.
+
+One :class:`Converter` per direction per session. Every path is decode → (resample) → encode on
+int16 arrays: G.711 ↔ PCM16 at rate R goes through PCM16 at 8 kHz plus the resampler; G.711 ↔
+G.711 across laws is one 256-entry table lookup. Equal formats are a pass-through that returns
+the caller's object itself, since most sessions (24 kHz PCM16 and G.711 telephony) need nothing.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from realtime_bridge.audio import g711
+from realtime_bridge.audio.formats import G711_RATE, AudioFormat, Codec
+from realtime_bridge.audio.resample import StreamResampler
+from realtime_bridge.errors import ClientError, ErrorCode
+
+__all__ = ["Converter", "decode_audio_b64"]
+
+_Decoder = Callable[[bytes], npt.NDArray[np.int16]]
+_Encoder = Callable[[npt.NDArray[np.int16]], bytes]
+
+
+def decode_audio_b64(
+    text: object, fmt: AudioFormat, *, param: str = "audio", event_id: str | None = None
+) -> bytes:
+    """Strictly decode a base64 audio field, or raise ``ClientError(invalid_audio)``.
+
+    Strict means what the API accepts: only the standard alphabet, correct ``=`` padding, no
+    whitespace. Checking here keeps garbage from reaching the upstream (which would fail the whole
+    buffer later) and lets the client learn which event was wrong. Messages never quote the audio.
+    """
+    if not isinstance(text, str):
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO,
+            f"audio must be a base64 string, not {type(text).__name__}",
+            param=param,
+            event_id=event_id,
+        )
+    if not text:
+        return b""
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+        # strict_mode still lets surplus padding after a complete group through ("AAAA===="):
+        # the decoded length must be exactly what the text's length and final padding promise.
+        pad = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
+        if len(text) % 4 or len(data) != len(text) // 4 * 3 - pad:
+            raise binascii.Error("surplus padding")
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in a str
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO,
+            "audio is not valid base64",
+            param=param,
+            event_id=event_id,
+        ) from None
+    if fmt.codec is Codec.PCM16 and len(data) % 2:
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO,
+            f"PCM16 audio must have an even number of bytes, got {len(data)}",
+            param=param,
+            event_id=event_id,
+        )
+    return data
+
+
+def _pcm16_decode(data: bytes) -> npt.NDArray[np.int16]:
+    return np.frombuffer(data, dtype=g711.PCM16_DTYPE)  # a view: no copy
+
+
+def _pcm16_encode(samples: npt.NDArray[np.int16]) -> bytes:
+    return samples.astype(g711.PCM16_DTYPE, copy=False).tobytes()
+
+
+_DECODERS: dict[Codec, _Decoder] = {
+    Codec.PCM16: _pcm16_decode,
+    Codec.ULAW: g711.ulaw_to_samples,
+    Codec.ALAW: g711.alaw_to_samples,
+}
+_ENCODERS: dict[Codec, _Encoder] = {
+    Codec.PCM16: _pcm16_encode,
+    Codec.ULAW: g711.samples_to_ulaw,
+    Codec.ALAW: g711.samples_to_alaw,
+}
+
+# µ-law ⇄ A-law in one step; identical to decoding then encoding, by construction.
+_ALL_CODES = bytes(range(256))
+_TRANSCODE: dict[tuple[Codec, Codec], bytes] = {
+    (Codec.ULAW, Codec.ALAW): g711.pcm16_to_alaw(g711.ulaw_to_pcm16(_ALL_CODES)),
+    (Codec.ALAW, Codec.ULAW): g711.pcm16_to_ulaw(g711.alaw_to_pcm16(_ALL_CODES)),
+}
+
+
+class Converter:
+    """Converts one direction of a session's audio from ``src`` to ``dst``, keeping state.
+
+    ``convert`` takes bytes in ``src`` and returns bytes in ``dst``; resampling state carries
+    across calls, so frames join without clicks. Callers validate PCM16 length, but a chunk with
+    an odd byte count is still handled: the stray byte is carried into the next call, so any
+    chunking of a stream gives the same output. ``flush`` ends the stream (input commit, end of an
+    output audio stream): it returns the resampler's tail and drops a carried stray byte.
+    """
+
+    __slots__ = (
+        "_carry",
+        "_decode",
+        "_encode",
+        "_passthrough",
+        "_pcm_in",
+        "_resampler",
+        "_transcode",
+        "dst",
+        "src",
+    )
+
+    def __init__(self, src: AudioFormat, dst: AudioFormat) -> None:
+        self.src = src
+        self.dst = dst
+        self._carry = b""
+        self._passthrough = src == dst
+        self._pcm_in = src.codec is Codec.PCM16 and not self._passthrough
+        self._transcode = _TRANSCODE.get((src.codec, dst.codec))
+        self._decode = _DECODERS[src.codec]
+        self._encode = _ENCODERS[dst.codec]
+        # G.711 is always 8 kHz, so its "rate" already is the PCM16 rate it decodes to.
+        in_rate = G711_RATE if src.is_g711 else src.rate
+        out_rate = G711_RATE if dst.is_g711 else dst.rate
+        self._resampler = StreamResampler(in_rate, out_rate) if in_rate != out_rate else None
+
+    @property
+    def is_passthrough(self) -> bool:
+        """True when ``src == dst``: ``convert`` returns the very object it was given."""
+        return self._passthrough
+
+    def convert(self, data: bytes) -> bytes:
+        """Convert the next chunk of the stream."""
+        if self._passthrough:
+            return data
+        if self._transcode is not None:
+            return data.translate(self._transcode)
+        if self._pcm_in:
+            if self._carry:
+                data = self._carry + data
+                self._carry = b""
+            if len(data) % 2:
+                self._carry = data[-1:]
+                data = data[:-1]
+        samples = self._decode(data)
+        if self._resampler is not None:
+            samples = self._resampler.process(samples)
+        return self._encode(samples)
+
+    def flush(self) -> bytes:
+        """End the stream: the resampler's held-back tail (``b""`` when there is none)."""
+        self._carry = b""
+        if self._resampler is None:
+            return b""
+        return self._encode(self._resampler.flush())
+
+    def __repr__(self) -> str:
+        return f"Converter({self.src} → {self.dst})"

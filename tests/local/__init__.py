@@ -1,0 +1,1 @@
+"""Tests of the local upstream (offline Realtime API imitation)."""
