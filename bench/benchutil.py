@@ -224,15 +224,17 @@ def rss_kb(pids: Iterable[int]) -> int:
     return total
 
 
-def host_cpu() -> tuple[float, float]:
-    """(busy, steal) CPU seconds of the whole machine, summed over cores, from /proc/stat.
+def host_cpu() -> tuple[float, float, float]:
+    """(busy, irq, steal) CPU seconds of the whole machine, summed over cores, from /proc/stat.
 
-    busy = user + nice + system + irq + softirq (guest time is already inside user).
+    busy = user + nice + system + irq + softirq (guest time is already inside user); irq =
+    irq + softirq, time not charged to any process (loopback TCP does much of its work there).
     """
     with open("/proc/stat") as f:
         vals = [int(v) for v in f.readline().split()[1:]] + [0] * 8
-    busy = vals[0] + vals[1] + vals[2] + vals[5] + vals[6]
-    return busy / CLK_TCK, vals[7] / CLK_TCK
+    irq = vals[5] + vals[6]
+    busy = vals[0] + vals[1] + vals[2] + irq
+    return busy / CLK_TCK, irq / CLK_TCK, vals[7] / CLK_TCK
 
 
 @dataclass(frozen=True)
@@ -242,18 +244,32 @@ class CpuMark:
     wall: float
     groups: dict[str, float]
     host_busy: float
+    host_irq: float
     host_steal: float
 
 
 def cpu_mark(groups: Mapping[str, Iterable[int]]) -> CpuMark:
     """Read CPU seconds for each named group of pids, plus host busy time."""
-    busy, steal = host_cpu()
+    busy, irq, steal = host_cpu()
     return CpuMark(
         wall=time.monotonic(),
         groups={k: cpu_seconds(v) for k, v in groups.items()},
         host_busy=busy,
+        host_irq=irq,
         host_steal=steal,
     )
+
+
+async def wait_quiet(threshold_pct: float, max_wait: float, probe: float = 0.5) -> float:
+    """Wait (at most ``max_wait`` s) until the machine's busy CPU over ``probe`` s is below
+    ``threshold_pct`` % of one core; return the last reading."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0 = host_cpu()[0]
+        await asyncio.sleep(probe)
+        pct = 100 * (host_cpu()[0] - b0) / probe
+        if pct < threshold_pct or time.monotonic() >= deadline:
+            return pct
 
 
 # ---- misc ----------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from benchutil import (
     machine_description,
     process_tree,
     rss_kb,
+    wait_quiet,
 )
 from relay_report import render_markdown, render_text
 
@@ -85,6 +86,7 @@ class Params:
     skip_flat: bool
     max_other_cpu: float
     max_attempts: int
+    quiet_wait: float
 
 
 @dataclass
@@ -123,6 +125,7 @@ class RunResult:
     loadgen_cpu_pct: float | None = None
     host_cpu_pct: float | None = None
     other_cpu_pct: float | None = None
+    kernel_cpu_pct: float | None = None
     steal_pct: float | None = None
     attempts: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
@@ -270,7 +273,11 @@ async def run_one(
         for lg in lgs:
             await lg.send("go")
         await asyncio.sleep(p.warmup if mode == "paced" else p.flat_warmup)
-        groups = {"echo": [echo.pid], "loadgen": [lg.pid for lg in lgs]}
+        groups = {
+            "echo": [echo.pid],
+            "loadgen": [lg.pid for lg in lgs],
+            "kernel": process_tree(2),  # kthreadd and its children (ksoftirqd: loopback TCP)
+        }
         if relay is not None:
             groups["relay"] = process_tree(relay.pid)
         for lg in lgs:
@@ -334,7 +341,9 @@ def _fill(
     res.host_cpu_pct = 100 * (m1.host_busy - m0.host_busy) / wall
     res.steal_pct = 100 * (m1.host_steal - m0.host_steal) / wall
     ours = sum(m1.groups[k] - m0.groups[k] for k in m0.groups)
-    res.other_cpu_pct = max(0.0, res.host_cpu_pct - 100 * ours / wall)
+    res.kernel_cpu_pct = 100 * (m1.groups["kernel"] - m0.groups["kernel"]) / wall
+    irq = 100 * (m1.host_irq - m0.host_irq) / wall
+    res.other_cpu_pct = max(0.0, res.host_cpu_pct - irq - 100 * ours / wall)
     if "relay" in m0.groups:
         cpu = m1.groups["relay"] - m0.groups["relay"]
         res.relay_cpu_pct = 100 * cpu / wall
@@ -374,6 +383,7 @@ def aggregate(runs: list[RunResult]) -> dict[tuple[str, str, int], dict[str, Any
             "loadgen_cpu_pct",
             "host_cpu_pct",
             "other_cpu_pct",
+            "kernel_cpu_pct",
             "steal_pct",
             "msgs_per_s_up",
             "msgs_per_s_down",
@@ -440,6 +450,7 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
             if not echo.alive():
                 raise RuntimeError(f"echo upstream died: {echo.tail()}")
             for attempt in range(1, p.max_attempts + 1):
+                await wait_quiet(p.max_other_cpu, max_wait=p.quiet_wait)
                 r = await asyncio.wait_for(
                     run_one(config, mode, n, rep, p, echo, echo_port, log_dir), timeout=180
                 )
@@ -539,7 +550,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         default=25.0,
         help="rerun a run when other processes (or steal) used more than this %% of a core",
     )
-    ap.add_argument("--max-attempts", type=int, default=3, help="attempts per run (see above)")
+    ap.add_argument(
+        "--max-attempts", type=int, default=None, help="attempts per run (default 2, quick 1)"
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="wait up to this long before each run for an idle machine (default 30, quick 5)",
+    )
     ap.add_argument("--bridge-start-timeout", type=float, default=20.0)
     ap.add_argument(
         "--python", default=str(DEFAULT_PYTHON if DEFAULT_PYTHON.exists() else sys.executable)
@@ -583,7 +602,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         configs=configs,
         skip_flat=args.no_flat,
         max_other_cpu=args.max_other_cpu,
-        max_attempts=args.max_attempts,
+        max_attempts=args.max_attempts or (1 if quick else 2),
+        quiet_wait=args.quiet_wait if args.quiet_wait is not None else (5.0 if quick else 30.0),
     )
     return p, args
 

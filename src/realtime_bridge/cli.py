@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -87,12 +89,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging(settings.log_level, settings.log_format, settings.secret_values())
     if args.command == "simulator":
-        from realtime_bridge.upstream.local.server import serve_simulator
-
-        return _run(lambda: serve_simulator(settings.host, args.port, settings.local_audio_pace))
+        return _run(lambda: _simulator(settings.host, args.port, settings.local_audio_pace))
     from realtime_bridge.server.app import serve
 
     return _run(lambda: serve(settings))
+
+
+async def _simulator(host: str, port: int, pace: float) -> None:
+    """The local upstream alone, until SIGINT/SIGTERM."""
+    from realtime_bridge.upstream.local.server import serve_simulator
+
+    def ready(url: str) -> None:
+        print(f"realtime-bridge simulator listening {url}", flush=True)
+
+    serving = asyncio.ensure_future(serve_simulator(host, port, pace, on_ready=ready))
+    stop = asyncio.get_running_loop().create_future()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.cancel)
+    await asyncio.wait({serving, stop}, return_when=asyncio.FIRST_COMPLETED)
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
 
 
 def _run(entry: Callable[[], Coroutine[Any, Any, None]]) -> int:

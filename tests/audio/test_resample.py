@@ -77,7 +77,11 @@ def test_tone_above_the_target_nyquist_is_removed(
 ) -> None:
     x = to_int16(tones((tone_hz,), in_rate, 1.0, amplitude=0.9))
     y = one_shot(StreamResampler(in_rate, out_rate), x)
-    attenuation = 20 * np.log10(rms(x) / max(rms(trim(y.astype(np.float64), out_rate)), 1e-9))
+    residual = rms(trim(y.astype(np.float64), out_rate))
+    if residual == 0:  # rounded to digital silence: more than the 16-bit range (~96 dB) down
+        print(f"{in_rate}->{out_rate} {tone_hz:.0f} Hz: output is silent")
+        return
+    attenuation = 20 * np.log10(rms(x) / residual)
     print(f"{in_rate}->{out_rate} {tone_hz:.0f} Hz: {attenuation:.1f} dB down")
     assert attenuation >= MIN_STOPBAND_DB
 

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from realtime_bridge.audio import g711
-from realtime_bridge.audio.formats import G711_RATE, AudioFormat, Codec
+from realtime_bridge.audio.formats import AudioFormat, Codec
 from realtime_bridge.audio.resample import StreamResampler
 from realtime_bridge.errors import ClientError, ErrorCode
 
@@ -125,10 +125,8 @@ class Converter:
         self._transcode = _TRANSCODE.get((src.codec, dst.codec))
         self._decode = _DECODERS[src.codec]
         self._encode = _ENCODERS[dst.codec]
-        # G.711 is always 8 kHz, so its "rate" already is the PCM16 rate it decodes to.
-        in_rate = G711_RATE if src.is_g711 else src.rate
-        out_rate = G711_RATE if dst.is_g711 else dst.rate
-        self._resampler = StreamResampler(in_rate, out_rate) if in_rate != out_rate else None
+        # G.711 decodes to PCM16 at its own 8 kHz, so the codec's rate is the resampler's rate.
+        self._resampler = StreamResampler(src.rate, dst.rate) if src.rate != dst.rate else None
 
     @property
     def is_passthrough(self) -> bool:

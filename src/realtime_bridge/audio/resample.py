@@ -4,24 +4,26 @@ Why soxr: it is a well-tested polyphase resampler with a real streaming API that
 state across chunks, so 20 ms frames join without clicks; re-implementing that is a known trap.
 
 Quality ``HQ`` (soxr's default; 20-bit precision, passband to 95 % of the lower Nyquist
-rate), chosen from measurements of each rate pair with 24 kHz, in 20 ms frames (this machine;
-re-run ``bench/codec.py``):
+rate), chosen from measurements of the rate pairs with 24 kHz, fed as 20 ms float32 frames
+(``bench/codec.py --quality``; stopband and passband from tones at 1.05× and 0.9× the lower
+Nyquist rate; latency = the most output held back in steady state):
 
-======  ================  ==================  =====================  ====================
-preset  µs per 20 ms      stopband (1.05×Ny)  passband (0.9×Ny)      latency, 16k/48k ↔ 24k
-======  ================  ==================  =====================  ====================
-LQ      5-10              -106 … -124 dB      -20 dB (80 % band)     20 ms (8k: 40 ms)
-MQ      7-10              -117 … -128 dB      0 dB                   ~38 ms (8k: 75 ms)
-HQ      4-10              -131 … -141 dB      0 dB                   ~37 ms (8k: 73 ms)
-VHQ     6-13              -155 … -171 dB      0 dB                   37-76 ms (8k: 153 ms)
-======  ================  ==================  =====================  ====================
+======  ==============  ==================  ==================  =====================
+preset  µs / 20 ms      stopband            passband at 0.9×    latency 16k/48k (8k)
+======  ==============  ==================  ==================  =====================
+LQ      3.4 - 4.4       -106 … -124 dB      -20 dB              20 ms (40 ms)
+MQ      3.4 - 4.6       -117 … -128 dB      0 dB                38-39 ms (75 ms)
+HQ      3.6 - 4.7       -131 … -141 dB      0 dB                37-38 ms (73 ms)
+VHQ     4.0 - 5.2       -155 … -171 dB      0 dB                37-76 ms (153 ms)
+======  ==============  ==================  ==================  =====================
 
-The cost is the same for every preset at these frame sizes (the Python call dominates), so cost
-does not decide. LQ halves the latency but cuts speech above 80 % of the Nyquist rate (−20 dB at
-7.2 kHz for 16 kHz audio). VHQ doubles the latency of the 16 kHz and 8 kHz paths for stopband
-rejection far below what 16-bit audio can represent (~98 dB). MQ is no cheaper and no lower in
-latency than HQ but rejects less. So HQ: flat passband, aliasing far below the 16-bit noise floor,
-and the lowest latency of the full-band presets.
+Cost does not decide: every preset is within ~15 % of the others, a few µs per frame (the
+Python call dominates). LQ halves the latency but cuts speech above 80 % of the Nyquist rate
+(−20 dB at 7.2 kHz for 16 kHz audio). VHQ doubles the latency of the 16 kHz and 8 kHz paths to
+reject aliases far below what 16-bit audio can represent (~98 dB). MQ is neither cheaper nor
+faster than HQ and rejects less. So HQ: flat passband, aliases far below the 16-bit noise floor
+(a tone above the target Nyquist rate rounds to digital silence), and the lowest latency of the
+full-band presets. With the int16 conversion around it, a frame costs 5-9 µs.
 
 Latency is the output soxr holds back until it has seen enough future input (``delay()``); it is
 bounded and does not grow, and :meth:`StreamResampler.flush` releases it. The output is aligned:

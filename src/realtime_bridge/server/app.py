@@ -15,6 +15,8 @@ from aiohttp import hdrs, web
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.observability import get_logger, session_logger
+from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
+from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.http import (
     STATE_KEY,
@@ -62,6 +64,10 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
             ErrorCode.SESSION_LIMIT_REACHED,
             f"The bridge is at its limit of {settings.max_sessions} concurrent sessions.",
         )
+    try:
+        options = handshake_options(request)
+    except ClientError as exc:
+        return error_response(exc.http_status, exc.code.value, exc.message)
     session_id = new_session_id()
     client = web.WebSocketResponse(
         protocols=SELECTABLE_SUBPROTOCOLS,
@@ -90,6 +96,7 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         idle_timeout_s=settings.session_idle_timeout_s,
         max_duration_s=settings.session_max_duration_s,
         log=slog,
+        protocol=SessionProtocol(options),
     )
     try:
         ending = await session.run()
@@ -108,6 +115,15 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         },
     )
     return client
+
+
+def handshake_options(request: web.Request) -> HandshakeOptions:
+    """Formats, binary audio and protocol version as the client declared them when connecting."""
+    offered = (p.strip() for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","))
+    beta = is_beta_header_value(request.headers.get("OpenAI-Beta")) or offers_beta_subprotocol(
+        offered
+    )
+    return HandshakeOptions.from_query(request.query, beta=beta)
 
 
 def _refuse(code: ErrorCode, message: str) -> web.Response:

@@ -78,6 +78,7 @@ class BridgeSession:
         idle_timeout_s: float,
         max_duration_s: float,
         log: SessionLogger,
+        protocol: SessionProtocol | None = None,
     ) -> None:
         self.record = record
         self._client = client
@@ -85,7 +86,9 @@ class BridgeSession:
         self._idle_timeout_s = idle_timeout_s
         self._max_duration_s = max_duration_s
         self._log = log
-        self._protocol = SessionProtocol()
+        self._protocol = protocol or SessionProtocol()
+        record.protocol = self._protocol.protocol_name
+        record.rules = self._protocol
         self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
         self.ending: Ending | None = None
@@ -193,11 +196,12 @@ class BridgeSession:
             traffic.events += 1
             routed = protocol.from_upstream_text(item)
             for frame in routed.to_client:
-                await client.send_str(frame)
+                await _send(client, frame)
 
     async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
         for frame in routed.to_client:
-            await self._client.send_str(frame)
+            await _send(self._client, frame)
+        self.record.protocol = self._protocol.protocol_name
         for frame in routed.to_upstream:
             await upstream.send(frame)
 
@@ -245,6 +249,13 @@ class BridgeSession:
         if upstream is not None:
             await _quietly(upstream.close(1000, "client session ended"))
         return ending
+
+
+async def _send(client: web.WebSocketResponse, frame: str | bytes) -> None:
+    if isinstance(frame, str):
+        await client.send_str(frame)
+    else:
+        await client.send_bytes(frame)
 
 
 async def _quietly(action: Awaitable[object]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_bridge.errors import ClientError
+from realtime_bridge.protocol.session import SessionProtocol
 
 
 def new_session_id() -> str:
@@ -42,11 +43,22 @@ class SessionRecord:
     last_client_activity: float = field(default_factory=time.monotonic)
     client_to_upstream: Traffic = field(default_factory=Traffic)
     upstream_to_client: Traffic = field(default_factory=Traffic)
-    audio_seconds: dict[str, float] = field(
-        default_factory=lambda: {"client_to_upstream": 0.0, "upstream_to_client": 0.0}
-    )
-    usage: dict[str, int] = field(default_factory=dict)
+    rules: SessionProtocol | None = None
     request_end: Callable[[ClientError], None] | None = None
+
+    @property
+    def audio_seconds(self) -> dict[str, float]:
+        """Audio relayed each way, in seconds of the client's own audio."""
+        rules = self.rules
+        return {
+            "client_to_upstream": round(rules.audio_ms_in / 1000, 3) if rules else 0.0,
+            "upstream_to_client": round(rules.audio_ms_out / 1000, 3) if rules else 0.0,
+        }
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Token usage summed from the upstream's ``response.done`` events."""
+        return dict(self.rules.usage) if self.rules else {}
 
     @property
     def duration_s(self) -> float:
@@ -70,8 +82,8 @@ class SessionRecord:
                 "client_to_upstream": self.client_to_upstream.events,
                 "upstream_to_client": self.upstream_to_client.events,
             },
-            "audio_seconds": {k: round(v, 3) for k, v in self.audio_seconds.items()},
-            "usage": dict(self.usage),
+            "audio_seconds": self.audio_seconds,
+            "usage": self.usage,
         }
 
 
