@@ -6,7 +6,7 @@
 * ``open_client``: a factory of clients for one test suite run twice, against the in-process
   adapter and against the standalone simulator over a real socket. Every event a client receives
   is validated.
-* audio helpers: synthetic bursts and the real recordings in /work/shared/audio.
+* audio helpers: synthetic bursts and the real recordings in ../shared/audio.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from realtime_bridge.upstream.local.adapter import LocalConnection, LocalUpstrea
 from realtime_bridge.upstream.local.core import RealtimeCore
 from realtime_bridge.upstream.local.server import running_simulator
 
-AUDIO_DIR = Path("/work/shared/audio")
+# The repository and ../shared sit side by side (as CI clones them).
+AUDIO_DIR = Path(__file__).resolve().parents[3] / "shared" / "audio"
 EVENT_TIMEOUT = 5.0
 
 _MEMBERS = get_args(get_args(RealtimeServerEvent)[0])

@@ -1,4 +1,6 @@
-"""The official Python SDK drives the standalone simulator, as it would drive the real API."""
+"""The official Python SDK drives the local upstream as it would drive the real API: the
+standalone simulator directly, the bridge on its in-process local upstream, and the bridge relaying
+to the simulator over a real socket (``OPENAI_REALTIME_URL``)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,46 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
+import pytest
 from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 
 TIMEOUT = 10.0
+ENDPOINTS = ("simulator", "bridge-local", "bridge-to-simulator")
+
+
+@asynccontextmanager
+async def endpoint(kind: str, pace: float) -> AsyncIterator[int]:
+    """The port an SDK client connects to, for each way of reaching the local upstream."""
+    from realtime_bridge.upstream.local.adapter import LocalUpstream
+    from realtime_bridge.upstream.local.server import running_simulator
+    from tests.conftest import running_bridge
+
+    if kind == "bridge-local":
+        async with running_bridge(LocalUpstream(pace=pace), UPSTREAM="local") as bridge:
+            yield bridge.ws_port
+        return
+    async with running_simulator("127.0.0.1", 0, pace) as port:
+        if kind == "simulator":
+            yield port
+            return
+        url = f"ws://127.0.0.1:{port}/v1/realtime"
+        async with running_bridge(
+            UPSTREAM="openai", OPENAI_API_KEY="sk-test", OPENAI_REALTIME_URL=url
+        ) as bridge:
+            yield bridge.ws_port
+
+
+@pytest.fixture(params=ENDPOINTS)
+async def simulator_port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
+    async with endpoint(request.param, 0.0) as port:
+        yield port
+
+
+@pytest.fixture(params=ENDPOINTS)
+async def realtime_simulator_port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
+    async with endpoint(request.param, 1.0) as port:
+        yield port
 
 
 @asynccontextmanager
