@@ -197,6 +197,7 @@ async def test_hand_written_beta_client_ulaw_in_pcm16_out(port: int) -> None:
         audio = b"".join(
             base64.b64decode(e["delta"]) for e in events.seen if e["type"] == "response.audio.delta"
         )
-        assert len(audio) % 2 == 0 and len(audio) > 24000
+        assert len(audio) % 2 == 0
+        assert len(audio) > 24000
         samples = np.frombuffer(audio, dtype="<i2").astype(np.float64)
         assert np.sqrt(np.mean(samples**2)) > 300  # speech-like signal, not silence

@@ -17,7 +17,9 @@ from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
-from realtime_bridge.server.bridge import BridgeSession
+from realtime_bridge.server.admin import add_admin_routes
+from realtime_bridge.server.admission import admit, own_origins
+from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.http import (
     STATE_KEY,
     ServerState,
@@ -57,6 +59,22 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
             Upgrade="websocket",
         )
     settings = state.settings
+    # SPEC §8: origin (403), then token (401) — before anything else, and in particular before
+    # any upstream connection is opened. Load (draining, full) is not revealed to strangers.
+    try:
+        admitted = admit(
+            headers=request.headers,
+            query=request.query,
+            api_keys=settings.bridge_api_keys,
+            allowed_origins=settings.allowed_origins,
+            own=own_origins(state.http_url, settings.host, request.host),
+        )
+    except ClientError as refusal:
+        log.info(
+            "client refused",
+            extra={"code": refusal.code.value, "client": request.remote or "unknown"},
+        )
+        return _refuse(refusal.code, refusal.message)
     if state.draining:
         return _refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
     if state.registry.full:
@@ -85,10 +103,10 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     )
     slog = session_logger(session_id)
     state.registry.add(record)
-    slog.info(
-        "session start",
-        extra={"client": record.client, "model": record.model, "upstream": record.upstream},
-    )
+    start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
+    if admitted.token_id is not None:
+        start_fields["client_token"] = admitted.token_id
+    slog.info("session start", extra=start_fields)
     session = BridgeSession(
         record=record,
         client=client,
@@ -102,6 +120,9 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         ending = await session.run()
     finally:
         state.registry.remove(record)
+    if ending.reason == CLIENT_STALLED and request.transport is not None:
+        # A client that stopped reading would keep the socket and its unsent buffer forever.
+        request.transport.abort()
     slog.info(
         "session end",
         extra={
@@ -128,7 +149,10 @@ def handshake_options(request: web.Request) -> HandshakeOptions:
 
 def _refuse(code: ErrorCode, message: str) -> web.Response:
     error = ClientError(code, message)
-    return error_response(error.http_status, code.value, message)
+    headers = {"WWW-Authenticate": 'Bearer realm="realtime-bridge"'}
+    if code is not ErrorCode.UNAUTHORIZED:
+        headers = {}
+    return error_response(error.http_status, code.value, message, **headers)
 
 
 def build_app(state: ServerState, *, websocket: bool, http: bool) -> web.Application:
@@ -139,6 +163,7 @@ def build_app(state: ServerState, *, websocket: bool, http: bool) -> web.Applica
         app.router.add_get("/v1/realtime", websocket_endpoint)
     if http:
         add_http_routes(app)
+        add_admin_routes(app)
     return app
 
 

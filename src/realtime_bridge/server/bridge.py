@@ -41,6 +41,22 @@ UPSTREAM_CLOSE_TIMEOUT_S = 1.0
 #: How long to wait for the upstream pump to explain a failed send before giving up on it.
 UPSTREAM_EXPLAIN_TIMEOUT_S = 1.0
 _MAX_REASON_BYTES = 123
+#: Bounded buffers (SPEC §8): a send that cannot complete for this long means the peer stopped
+#: reading. Until then backpressure holds (aiohttp's writers await drain past their buffer limit
+#: and its readers pause the socket), so memory stays bounded; past it the session ends:
+#: a stalled client with close 1013 (no error event: it would not be read), a stalled upstream
+#: with ``upstream_unavailable`` and close 1014.
+CLIENT_SEND_TIMEOUT_S = 10.0
+UPSTREAM_SEND_TIMEOUT_S = 10.0
+CLIENT_STALLED = "client_stalled"
+
+
+class PeerStalled(Exception):
+    """A peer took no frame for its send timeout; carries how the session ends."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.reason)
+        self.ending = ending
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +168,9 @@ class BridgeSession:
         exc = task.exception()
         if exc is None:
             return task.result()
+        if isinstance(exc, PeerStalled):
+            self._log.warning("ending session: %s", exc.ending.close_message)
+            return exc.ending
         self._log.error(
             "unexpected error in %s", task.get_name(), exc_info=(type(exc), exc, exc.__traceback__)
         )
@@ -203,7 +222,13 @@ class BridgeSession:
             await _send(self._client, frame)
         self.record.protocol = self._protocol.protocol_name
         for frame in routed.to_upstream:
-            await upstream.send(frame)
+            try:
+                async with asyncio.timeout(UPSTREAM_SEND_TIMEOUT_S):
+                    await upstream.send(frame)
+            except TimeoutError:
+                message = f"The upstream took no message for {UPSTREAM_SEND_TIMEOUT_S:g} s."
+                error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, message)
+                raise PeerStalled(ending_for_error(error, "upstream_stalled")) from None
 
     def _upstream_ending(self, closed: UpstreamClosed) -> Ending:
         if closed.code is None:
@@ -252,10 +277,17 @@ class BridgeSession:
 
 
 async def _send(client: web.WebSocketResponse, frame: str | bytes) -> None:
-    if isinstance(frame, str):
-        await client.send_str(frame)
-    else:
-        await client.send_bytes(frame)
+    try:
+        async with asyncio.timeout(CLIENT_SEND_TIMEOUT_S):
+            if isinstance(frame, str):
+                await client.send_str(frame)
+            else:
+                await client.send_bytes(frame)
+    except TimeoutError:
+        message = f"client too slow: took no frame for {CLIENT_SEND_TIMEOUT_S:g} s"
+        raise PeerStalled(
+            Ending(CLIENT_STALLED, int(CloseCode.TRY_AGAIN_LATER), message, client_gone=True)
+        ) from None
 
 
 async def _quietly(action: Awaitable[object]) -> None:
