@@ -27,10 +27,8 @@ def ws_url(server: BridgeServer, path: str = "/v1/realtime", query: str = "") ->
 
 
 async def wait_for_sessions(server: BridgeServer, count: int, within_s: float = 2.0) -> None:
-    deadline = time.monotonic() + within_s
-    while len(server.registry) != count:
-        assert time.monotonic() < deadline, f"{len(server.registry)} sessions, expected {count}"
-        await asyncio.sleep(0.01)
+    reached = await server.registry.wait_for_count(count, within_s)
+    assert reached, f"{len(server.registry)} sessions, expected {count}"
 
 
 async def test_handshake_seen_by_upstream(

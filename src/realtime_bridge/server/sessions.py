@@ -94,8 +94,7 @@ class SessionRegistry:
         self.max_sessions = max_sessions
         self.total = 0
         self._sessions: dict[str, SessionRecord] = {}
-        self._empty = asyncio.Event()
-        self._empty.set()
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -113,22 +112,36 @@ class SessionRegistry:
     def add(self, record: SessionRecord) -> None:
         self._sessions[record.id] = record
         self.total += 1
-        self._empty.clear()
+        self._notify()
 
     def remove(self, record: SessionRecord) -> None:
         self._sessions.pop(record.id, None)
-        if not self._sessions:
-            self._empty.set()
+        self._notify()
 
     def end_all(self, error: ClientError) -> None:
         for record in self:
             if record.request_end is not None:
                 record.request_end(error)
 
-    async def wait_empty(self, within_s: float) -> bool:
-        """Wait until no session is left; False if some remain after ``within_s`` seconds."""
+    def _notify(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_for_count(self, count: int, within_s: float) -> bool:
+        """Wait until exactly ``count`` sessions are live; False if not within ``within_s``."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(self._empty.wait(), within_s)
+            async with asyncio.timeout(within_s):
+                while len(self._sessions) != count:
+                    waiter: asyncio.Future[None] = loop.create_future()
+                    self._waiters.append(waiter)
+                    await waiter
         except TimeoutError:
             return False
         return True
+
+    async def wait_empty(self, within_s: float) -> bool:
+        """Wait until no session is left; False if some remain after ``within_s`` seconds."""
+        return await self.wait_for_count(0, within_s)
