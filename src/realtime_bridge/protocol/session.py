@@ -16,6 +16,7 @@ Durations are never rewritten: conversion keeps the audio's duration, so ``audio
 from __future__ import annotations
 
 import base64
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,7 @@ class SessionProtocol:
         self.beta = options.beta
         self._protocol_decided = options.beta
         self.binary_audio = options.binary_audio
-        self.errors_sent = 0
+        self.error_codes: Counter[str] = Counter()
         self.audio_ms_in = 0.0
         self.audio_ms_out = 0.0
         self.usage: dict[str, int] = {}
@@ -341,7 +342,7 @@ class SessionProtocol:
                     totals[key] = totals.get(key, 0) + value
 
     def _client_error(self, error: ClientError) -> Routed:
-        self.errors_sent += 1
+        self.error_codes[error.code.value] += 1
         return Routed(to_client=(error_event_text(error),), event_type=None)
 
 

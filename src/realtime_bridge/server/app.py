@@ -14,11 +14,12 @@ from aiohttp import hdrs, web
 
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.metrics import BridgeMetrics, SessionMetrics, SessionSource
 from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.server.admin import add_admin_routes
-from realtime_bridge.server.admission import admit, own_origins
+from realtime_bridge.server.admission import admit, install_log_filters, own_origins
 from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.http import (
     STATE_KEY,
@@ -74,13 +75,14 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
             "client refused",
             extra={"code": refusal.code.value, "client": request.remote or "unknown"},
         )
-        return _refuse(refusal.code, refusal.message)
+        return _refuse(refusal.code, refusal.message, state)
     if state.draining:
-        return _refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
+        return _refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.", state)
     if state.registry.full:
         return _refuse(
             ErrorCode.SESSION_LIMIT_REACHED,
             f"The bridge is at its limit of {settings.max_sessions} concurrent sessions.",
+            state,
         )
     try:
         options = handshake_options(request)
@@ -102,7 +104,11 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         upstream=state.upstream.kind,
     )
     slog = session_logger(session_id)
+    rules = SessionProtocol(options)
+    session_metrics = SessionMetrics() if state.metrics is not None else None
     state.registry.add(record)
+    if state.metrics is not None and session_metrics is not None:
+        state.metrics.session_started(session_id, SessionSource(session_metrics, rules))
     start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
     if admitted.token_id is not None:
         start_fields["client_token"] = admitted.token_id
@@ -114,12 +120,22 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         idle_timeout_s=settings.session_idle_timeout_s,
         max_duration_s=settings.session_max_duration_s,
         log=slog,
-        protocol=SessionProtocol(options),
+        protocol=rules,
+        metrics=session_metrics,
+        on_connected=state.metrics.upstream_connected if state.metrics is not None else None,
     )
     try:
         ending = await session.run()
     finally:
         state.registry.remove(record)
+        if state.metrics is not None:
+            last = session.ending
+            state.metrics.session_ended(
+                session_id,
+                last.reason if last else "internal_error",
+                last.close_code if last else 1011,
+                last.error.code.value if last and last.error else None,
+            )
     if ending.reason == CLIENT_STALLED and request.transport is not None:
         # A client that stopped reading would keep the socket and its unsent buffer forever.
         request.transport.abort()
@@ -128,11 +144,15 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         extra={
             "reason": ending.reason,
             "close_code": ending.close_code,
+            "protocol": record.protocol,
             "duration_s": round(record.duration_s, 3),
             "bytes_in": record.client_to_upstream.bytes,
             "bytes_out": record.upstream_to_client.bytes,
             "events_in": record.client_to_upstream.events,
             "events_out": record.upstream_to_client.events,
+            "audio_in_s": record.audio_seconds["client_to_upstream"],
+            "audio_out_s": record.audio_seconds["upstream_to_client"],
+            "usage": record.usage,
         },
     )
     return client
@@ -147,7 +167,9 @@ def handshake_options(request: web.Request) -> HandshakeOptions:
     return HandshakeOptions.from_query(request.query, beta=beta)
 
 
-def _refuse(code: ErrorCode, message: str) -> web.Response:
+def _refuse(code: ErrorCode, message: str, state: ServerState | None = None) -> web.Response:
+    if state is not None and state.metrics is not None:
+        state.metrics.refused(code.value)
     error = ClientError(code, message)
     headers = {"WWW-Authenticate": 'Bearer realm="realtime-bridge"'}
     if code is not ErrorCode.UNAUTHORIZED:
@@ -156,6 +178,7 @@ def _refuse(code: ErrorCode, message: str) -> web.Response:
 
 
 def build_app(state: ServerState, *, websocket: bool, http: bool) -> web.Application:
+    install_log_filters()
     app = web.Application(middlewares=[json_errors], handler_args={"max_field_size": 16384})
     app[STATE_KEY] = state
     if websocket:
@@ -174,7 +197,12 @@ class BridgeServer:
         self.settings = settings
         self.upstream = upstream or create_upstream(settings)
         self.registry = SessionRegistry(settings.max_sessions)
-        self.state = ServerState(settings=settings, registry=self.registry, upstream=self.upstream)
+        self.state = ServerState(
+            settings=settings,
+            registry=self.registry,
+            upstream=self.upstream,
+            metrics=BridgeMetrics() if settings.metrics_enabled else None,
+        )
         self._runners: list[web.AppRunner] = []
         self.ws_port = 0
         self.http_port = 0

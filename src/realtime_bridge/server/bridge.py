@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from realtime_bridge.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from realtime_bridge.metrics import CLIENT_TO_UPSTREAM, UPSTREAM_TO_CLIENT, SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
 from realtime_bridge.protocol.session import Routed, SessionProtocol
@@ -95,6 +96,8 @@ class BridgeSession:
         max_duration_s: float,
         log: SessionLogger,
         protocol: SessionProtocol | None = None,
+        metrics: SessionMetrics | None = None,
+        on_connected: Callable[[float], None] | None = None,
     ) -> None:
         self.record = record
         self._client = client
@@ -103,6 +106,8 @@ class BridgeSession:
         self._max_duration_s = max_duration_s
         self._log = log
         self._protocol = protocol or SessionProtocol()
+        self._metrics = metrics
+        self._on_connected = on_connected
         record.protocol = self._protocol.protocol_name
         record.rules = self._protocol
         self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
@@ -116,6 +121,7 @@ class BridgeSession:
 
     async def run(self) -> Ending:
         request = UpstreamRequest(session_id=self.record.id, model=self.record.model)
+        started = time.monotonic()
         connect = asyncio.ensure_future(self._upstream.connect(request))
         waiters: set[asyncio.Future[Any]] = {connect, self._end_requested}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -130,7 +136,10 @@ class BridgeSession:
         except UpstreamUnavailable as exc:
             error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc))
             return await self._finish(ending_for_error(error, "upstream_unavailable"), None)
-        self._log.debug("upstream connected")
+        connect_s = time.monotonic() - started
+        self._log.debug("upstream connected in %.3f s", connect_s)
+        if self._on_connected is not None:
+            self._on_connected(connect_s)
         ending = await self._relay(upstream)
         return await self._finish(ending, upstream)
 
@@ -182,8 +191,10 @@ class BridgeSession:
         protocol = self._protocol
         traffic = self.record.client_to_upstream
         record = self.record
+        metrics = self._metrics
         while True:
             msg = await client.receive()
+            received_ns = time.perf_counter_ns()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 text: str = msg.data
                 traffic.bytes += len(text)
@@ -202,13 +213,17 @@ class BridgeSession:
                 await self._deliver(routed, upstream)
             except UpstreamError:
                 return None
+            if metrics is not None:
+                metrics.relayed(CLIENT_TO_UPSTREAM, routed.event_type, len(msg.data), received_ns)
 
     async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
         client = self._client
         protocol = self._protocol
         traffic = self.record.upstream_to_client
+        metrics = self._metrics
         while True:
             item = await upstream.receive()
+            received_ns = time.perf_counter_ns()
             if isinstance(item, UpstreamClosed):
                 return self._upstream_ending(item)
             traffic.bytes += len(item)
@@ -216,6 +231,8 @@ class BridgeSession:
             routed = protocol.from_upstream_text(item)
             for frame in routed.to_client:
                 await _send(client, frame)
+            if metrics is not None:
+                metrics.relayed(UPSTREAM_TO_CLIENT, routed.event_type, len(item), received_ns)
 
     async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
         for frame in routed.to_client:
@@ -266,7 +283,7 @@ class BridgeSession:
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending
         client = self._client
-        if not client.closed:
+        if not client.closed and not ending.client_gone:
             if ending.error is not None:
                 await _quietly(client.send_str(error_event_text(ending.error)))
             message = ending.close_message.encode()[:_MAX_REASON_BYTES]

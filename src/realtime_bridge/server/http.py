@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from realtime_bridge import __version__
 from realtime_bridge.config import Settings
+from realtime_bridge.metrics import BridgeMetrics
 from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.upstream.base import Upstream
 
@@ -38,6 +40,7 @@ class ServerState:
     ws_url: str = ""
     http_url: str = ""
     draining: bool = False
+    metrics: BridgeMetrics | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -101,6 +104,17 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format, from prometheus-client's own exposition."""
+    state = request.app[STATE_KEY]
+    if state.metrics is None:
+        return error_response(404, "not_found", "Metrics are disabled (METRICS_ENABLED=false).")
+    return web.Response(
+        body=state.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
 def add_http_routes(app: web.Application) -> None:
     app.router.add_get("/health", health)
     app.router.add_get("/info", info)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,335 @@
+"""Prometheus metrics, counted where they are cheap and exposed by prometheus-client.
+
+The hot path (every relayed frame) only bumps plain integers in a per-session
+:class:`SessionMetrics`; nothing takes a lock or touches prometheus-client per frame. A custom
+collector sums live and ended sessions when ``/metrics`` is scraped and hands prometheus-client
+metric families to expose, so the exposition format is the library's, not ours. Labels stay
+low-cardinality: event types outside the protocol's known names count as ``other``, and no label
+carries a session id.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from realtime_bridge.protocol.translate import BETA_SERVER_EVENTS
+
+CLIENT_TO_UPSTREAM = "client_to_upstream"
+UPSTREAM_TO_CLIENT = "upstream_to_client"
+
+#: Relay added latency buckets (seconds): a relay adds tens of µs to a few ms.
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+#: Upstream connect time buckets (seconds).
+CONNECT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+KNOWN_EVENT_TYPES = frozenset(
+    {
+        # client → server (GA and beta)
+        "session.update",
+        "transcription_session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.retrieve",
+        "conversation.item.truncate",
+        "conversation.item.delete",
+        "response.create",
+        "response.cancel",
+        "output_audio_buffer.clear",
+        # server → client (GA)
+        "error",
+        "session.created",
+        "session.updated",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.retrieved",
+        "conversation.item.truncated",
+        "conversation.item.deleted",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",
+        "response.created",
+        "response.done",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.output_audio_transcript.delta",
+        "response.output_audio_transcript.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "rate_limits.updated",
+    }
+    | BETA_SERVER_EVENTS
+)
+
+
+def event_label(event_type: str | None) -> str:
+    """A bounded label value for an event type."""
+    if event_type is None:
+        return "invalid"
+    return event_type if event_type in KNOWN_EVENT_TYPES else "other"
+
+
+def close_class(code: int) -> str:
+    """Sessions by outcome, grouped by close code: few values, each meaning something."""
+    if code in (1000, 1001, 1005):
+        return "normal"
+    if code in (1007, 1008, 1009):
+        return "client_error"
+    if code == 1013:
+        return "overloaded"
+    if code == 1014:
+        return "upstream_unavailable"
+    if 3000 <= code <= 4999:
+        return "upstream_closed"
+    return "internal_error"
+
+
+@dataclass(slots=True)
+class _Histogram:
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def merge(self, other: _Histogram) -> None:
+        for index, count in enumerate(other.counts):
+            self.counts[index] += count
+        self.total += other.total
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, out = 0, []
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            cumulative += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+        return out
+
+
+@dataclass(slots=True)
+class SessionMetrics:
+    """One session's counters: plain ints, bumped on the hot path, summed at scrape time."""
+
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: dict[str, _Histogram] = field(
+        default_factory=lambda: {
+            CLIENT_TO_UPSTREAM: _Histogram(LATENCY_BUCKETS),
+            UPSTREAM_TO_CLIENT: _Histogram(LATENCY_BUCKETS),
+        }
+    )
+
+    def relayed(self, direction: str, event_type: str | None, size: int, started_ns: int) -> None:
+        key = (direction, event_label(event_type))
+        self.events[key] += 1
+        self.bytes[key] += size
+        self.latency[direction].observe((time.perf_counter_ns() - started_ns) / 1e9)
+
+    def merge(self, other: SessionMetrics) -> None:
+        self.events.update(other.events)
+        self.bytes.update(other.bytes)
+        self.errors.update(other.errors)
+        for direction, histogram in other.latency.items():
+            self.latency[direction].merge(histogram)
+
+
+@dataclass(slots=True)
+class _Ended:
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    audio_seconds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    tokens: Counter[str] = field(default_factory=Counter)
+    traffic: SessionMetrics = field(default_factory=SessionMetrics)
+
+
+class BridgeMetrics(Collector):
+    """All metrics of one server, in a registry of its own (several servers may share a process
+    in tests; none uses prometheus-client's global registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._live: dict[str, SessionSource] = {}
+        self._ended = _Ended()
+        self._connect = _Histogram(CONNECT_BUCKETS)
+        self._refused: Counter[str] = Counter()
+        self.registry.register(self)
+
+    def session_started(self, session_id: str, source: SessionSource) -> None:
+        self._live[session_id] = source
+
+    def session_ended(
+        self, session_id: str, reason: str, close_code: int, error_code: str | None = None
+    ) -> None:
+        source = self._live.pop(session_id, None)
+        ended = self._ended
+        if error_code is not None:
+            ended.traffic.errors[error_code] += 1
+        ended.outcomes[(reason, close_class(close_code))] += 1
+        if source is not None:
+            ended.traffic.merge(source.metrics)
+            ended.traffic.errors.update(source.rules.error_codes)
+            ended.audio_seconds.update(source.audio_seconds_by_format())
+            ended.tokens.update(source.token_usage())
+
+    def upstream_connected(self, seconds: float) -> None:
+        self._connect.observe(seconds)
+
+    def refused(self, code: str) -> None:
+        """A client refused at the upgrade (auth, origin, limit, draining)."""
+        self._refused[code] += 1
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # prometheus-client calls this on every scrape.
+    def collect(self) -> Iterable[Metric]:
+        live = list(self._live.values())
+        traffic = SessionMetrics()
+        traffic.merge(self._ended.traffic)
+        audio = Counter(self._ended.audio_seconds)
+        tokens = Counter(self._ended.tokens)
+        for source in live:
+            traffic.merge(source.metrics)
+            traffic.errors.update(source.rules.error_codes)
+            audio.update(source.audio_seconds_by_format())
+            tokens.update(source.token_usage())
+
+        yield GaugeMetricFamily(
+            "realtime_bridge_sessions_active", "Client sessions open now.", value=len(live)
+        )
+        sessions = CounterMetricFamily(
+            "realtime_bridge_sessions",
+            "Client sessions ended, by why they ended and close-code class.",
+            labels=("outcome", "close_class"),
+        )
+        for (outcome, klass), count in sorted(self._ended.outcomes.items()):
+            sessions.add_metric((outcome, klass), count)
+        yield sessions
+        yield from _counter(
+            "realtime_bridge_events",
+            "Events relayed, by direction and event type.",
+            ("direction", "type"),
+            traffic.events,
+        )
+        yield from _counter(
+            "realtime_bridge_bytes",
+            "Bytes of events relayed, by direction and event type.",
+            ("direction", "type"),
+            traffic.bytes,
+        )
+        errors = Counter(traffic.errors)
+        errors.update(self._refused)
+        errors_family = CounterMetricFamily(
+            "realtime_bridge_errors", "Errors the bridge raised, by code.", labels=("code",)
+        )
+        for code, count in sorted(errors.items()):
+            errors_family.add_metric((code,), count)
+        yield errors_family
+        yield HistogramMetricFamily(
+            "realtime_bridge_upstream_connect_seconds",
+            "Time to open the upstream connection.",
+            buckets=self._connect.buckets(),
+            sum_value=self._connect.total,
+        )
+        latency = HistogramMetricFamily(
+            "realtime_bridge_relay_latency_seconds",
+            "Time from receiving a frame to finishing its send on the other side.",
+            labels=("direction",),
+        )
+        for direction, histogram in sorted(traffic.latency.items()):
+            latency.add_metric((direction,), histogram.buckets(), histogram.total)
+        yield latency
+        audio_family = CounterMetricFamily(
+            "realtime_bridge_audio_seconds",
+            "Seconds of audio relayed (and converted where formats differ), by direction and "
+            "client format.",
+            labels=("direction", "format"),
+        )
+        for (direction, fmt), seconds in sorted(audio.items()):
+            audio_family.add_metric((direction, fmt), seconds)
+        yield audio_family
+        tokens_family = CounterMetricFamily(
+            "realtime_bridge_tokens",
+            "Token usage reported by the upstream in response.done, by kind.",
+            labels=("kind",),
+        )
+        for kind, count in sorted(tokens.items()):
+            tokens_family.add_metric((kind,), count)
+        yield tokens_family
+
+
+class SessionSource:
+    """What the collector reads from one live session (kept apart from the socket code)."""
+
+    __slots__ = ("metrics", "rules")
+
+    def __init__(self, metrics: SessionMetrics, rules: UsageSource) -> None:
+        self.metrics = metrics
+        self.rules = rules
+
+    def audio_seconds_by_format(self) -> dict[tuple[str, str], float]:
+        rules = self.rules
+        return {
+            (CLIENT_TO_UPSTREAM, str(rules.input_format)): rules.audio_ms_in / 1000,
+            (UPSTREAM_TO_CLIENT, str(rules.output_format)): rules.audio_ms_out / 1000,
+        }
+
+    def token_usage(self) -> dict[str, int]:
+        return dict(self.rules.usage)
+
+
+class UsageSource(Protocol):
+    """What the collector reads from a session's protocol state."""
+
+    audio_ms_in: float
+    audio_ms_out: float
+    usage: dict[str, int]
+    error_codes: Counter[str]
+
+    @property
+    def input_format(self) -> object: ...
+
+    @property
+    def output_format(self) -> object: ...
+
+
+def _counter(
+    name: str, documentation: str, labels: tuple[str, ...], values: Counter[tuple[str, str]]
+) -> Iterator[Metric]:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, count in sorted(values.items()):
+        family.add_metric(key, count)
+    yield family
