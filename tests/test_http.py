@@ -95,3 +95,23 @@ async def test_one_listener_serves_both_when_ports_are_equal(
             assert response.status == 200
         async with http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/"):
             await fake_upstream.next_session()
+
+
+async def test_demo_page_and_favicon_are_served(
+    openai_env: dict[str, str], http: aiohttp.ClientSession
+) -> None:
+    from tests.fakes import closed_port
+
+    async with running_bridge(**openai_env) as single:  # "/" shared with the WebSocket
+        async with http.get(f"http://127.0.0.1:{single.http_port}/") as response:
+            assert response.status == 200
+            assert "text/html" in response.headers["Content-Type"]
+    async with running_bridge(**openai_env, WS_PORT=closed_port(), HTTP_PORT=closed_port()) as two:
+        async with http.get(f"http://127.0.0.1:{two.http_port}/") as response:
+            assert response.status == 200
+            page = await response.text()
+        assert "<script" in page
+        for external in ('src="http', "src='http", 'href="http', "href='http", "//cdn", "@import"):
+            assert external not in page  # nothing loaded from outside the bridge
+        async with http.get(f"http://127.0.0.1:{two.http_port}/favicon.ico") as response:
+            assert response.status == 200

@@ -28,11 +28,14 @@ from realtime_bridge.server.http import (
     error_response,
     json_errors,
 )
+from realtime_bridge.server.page import add_page_routes, page_index
 from realtime_bridge.server.sessions import SessionRecord, SessionRegistry, new_session_id
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
 
 log = get_logger("server")
+
+SERVES_PAGE_KEY = web.AppKey("serves_page", bool)
 
 #: Subprotocols the bridge may select, and only when the client offered them.
 SELECTABLE_SUBPROTOCOLS = ("realtime",)
@@ -53,6 +56,8 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     """``/`` and ``/v1/realtime``: a client session (or, for plain GETs of ``/``, the page)."""
     state = request.app[STATE_KEY]
     if not is_websocket_upgrade(request):
+        if request.path == "/" and request.app.get(SERVES_PAGE_KEY, False):
+            return await page_index(request)  # one listener: the demo page shares "/"
         return error_response(
             426,
             "upgrade_required",
@@ -186,6 +191,8 @@ def build_app(state: ServerState, *, websocket: bool, http: bool) -> web.Applica
         app.router.add_get("/v1/realtime", websocket_endpoint)
     if http:
         add_http_routes(app)
+        add_page_routes(app)
+        app[SERVES_PAGE_KEY] = True
         add_admin_routes(app)
     return app
 
