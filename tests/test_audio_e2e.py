@@ -243,3 +243,49 @@ async def test_unsupported_query_format_is_refused_at_the_upgrade(
         await http.ws_connect(ws_url(bridge, "?input_audio_format=pcm16@11025"))
     assert refused.value.status == 400
     assert fake_upstream.connection_attempts == 0
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 8000])
+async def test_truncate_at_everything_received_is_accepted_after_conversion(
+    http: aiohttp.ClientSession, rate: int
+) -> None:
+    """audio_end_ms is time, not bytes: a client at another rate that truncates at exactly what it
+    received (after the bridge's resampling) never exceeds what the upstream sent."""
+    from realtime_bridge.upstream.local.adapter import LocalUpstream
+    from tests.conftest import running_bridge
+
+    async with running_bridge(LocalUpstream(pace=0), UPSTREAM="local") as server:
+        async with http.ws_connect(ws_url(server)) as ws:
+            await receive_json(ws)  # session.created
+            fmt = {"type": "audio/pcm", "rate": rate}
+            await ws.send_str(session_update(fmt, fmt))
+            assert (await receive_json(ws))["type"] == "session.updated"
+            await ws.send_str(
+                '{"type":"conversation.item.create","item":{"type":"message","role":"user",'
+                '"content":[{"type":"input_text","text":"Tell me a long story about rivers"}]}}'
+            )
+            await ws.send_str('{"type":"response.create"}')
+            audio, item_id = b"", None
+            while True:
+                event = await receive_json(ws)
+                if event["type"] == "response.output_audio.delta":
+                    audio += base64.b64decode(event["delta"])
+                    item_id = event["item_id"]
+                if event["type"] == "response.done":
+                    break
+            received_ms = len(audio) // 2 * 1000 // rate
+            assert received_ms > 500
+            truncate = {
+                "type": "conversation.item.truncate",
+                "event_id": "t1",
+                "item_id": item_id,
+                "content_index": 0,
+                "audio_end_ms": received_ms,
+            }
+            await ws.send_str(orjson.dumps(truncate).decode())
+            while True:
+                event = await receive_json(ws)
+                assert event["type"] != "error", event
+                if event["type"] == "conversation.item.truncated":
+                    assert event["audio_end_ms"] == received_ms
+                    break
