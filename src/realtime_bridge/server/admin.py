@@ -1,0 +1,62 @@
+"""Session administration over HTTP (SPEC §6), enabled by ``BRIDGE_ADMIN_TOKEN``.
+
+- ``GET /sessions`` → ``{"sessions": [<SessionRecord.summary()>, ...]}``
+- ``DELETE /sessions/{id}`` → ends that session with the error event ``session_expired`` and
+  close 1000 (through the session's own ``request_end``); ``200 {"id", "status": "ending"}``.
+
+Without the variable the endpoints answer 404 (they do not exist); with it, a request without
+the right ``Authorization: Bearer <token>`` answers 401. The token is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.server.http import STATE_KEY, error_response
+
+_ENDED_BY_ADMIN = "The session was ended by the bridge's administrator."
+
+
+def _refusal(request: web.Request) -> web.Response | None:
+    """None when the request carries the admin token; else the 404/401 to answer with."""
+    expected = request.app[STATE_KEY].settings.bridge_admin_token
+    if expected is None or not expected.get_secret_value():
+        return error_response(404, "not_found", f"No such endpoint: {request.path}")
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    presented = token.strip().encode() if scheme.lower() == "bearer" else b""
+    if not hmac.compare_digest(presented, expected.get_secret_value().encode()):
+        return error_response(
+            401,
+            ErrorCode.UNAUTHORIZED.value,
+            "The admin endpoints need 'Authorization: Bearer <BRIDGE_ADMIN_TOKEN>'.",
+            **{"WWW-Authenticate": 'Bearer realm="realtime-bridge-admin"'},
+        )
+    return None
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    registry = request.app[STATE_KEY].registry
+    return web.json_response({"sessions": [record.summary() for record in registry]})
+
+
+async def end_session(request: web.Request) -> web.Response:
+    refusal = _refusal(request)
+    if refusal is not None:
+        return refusal
+    session_id = request.match_info["session_id"]
+    record = request.app[STATE_KEY].registry.get(session_id)
+    if record is None or record.request_end is None:
+        return error_response(404, "session_not_found", f"No live session {session_id[:80]!r}.")
+    record.request_end(ClientError(ErrorCode.SESSION_EXPIRED, _ENDED_BY_ADMIN))
+    return web.json_response({"id": session_id, "status": "ending"})
+
+
+def add_admin_routes(app: web.Application) -> None:
+    app.router.add_get("/sessions", list_sessions)
+    app.router.add_delete("/sessions/{session_id}", end_session)
