@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,7 +62,10 @@ def own_origins(http_url: str, bind_host: str, request_host: str | None) -> froz
 
     The page is served by the HTTP listener (``http_url``, e.g. ``http://127.0.0.1:3000``); a
     browser may have loaded it as ``localhost`` or ``127.0.0.1``, under the configured bind host,
-    or under the host name it used to reach the bridge (the request's ``Host``).
+    or under the IP address it used to reach the bridge (the request's ``Host``, e.g. a LAN
+    address when bound to 0.0.0.0). A DNS name from ``Host`` is *not* trusted: with DNS
+    rebinding an attacker's page can present its own name as both ``Origin`` and ``Host``.
+    A bridge reached by a DNS name lists its page origin in ``ALLOWED_ORIGINS``.
     """
     try:
         parts = urlsplit(http_url)
@@ -80,12 +84,20 @@ def own_origins(http_url: str, bind_host: str, request_host: str | None) -> froz
             name = urlsplit(f"//{request_host}").hostname
         except ValueError:
             name = None
-        if name:
+        if name and _is_ip_literal(name):
             hosts.add(f"[{name}]" if ":" in name else name)
     found = {
         normalise_origin(f"{scheme}://{h}:{port}") for scheme in ("http", "https") for h in hosts
     }
     return frozenset(origin for origin in found if origin is not None)
+
+
+def _is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def origin_allowed(origin: str | None, allowed: Iterable[str], own: Iterable[str] = ()) -> bool:

@@ -141,9 +141,7 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
                 last.close_code if last else 1011,
                 last.error.code.value if last and last.error else None,
             )
-    if ending.reason == CLIENT_STALLED and request.transport is not None:
-        # A client that stopped reading would keep the socket and its unsent buffer forever.
-        request.transport.abort()
+    _drop_unread_connection(request, stalled=ending.reason == CLIENT_STALLED)
     slog.info(
         "session end",
         extra={
@@ -170,6 +168,27 @@ def handshake_options(request: web.Request) -> HandshakeOptions:
         offered
     )
     return HandshakeOptions.from_query(request.query, beta=beta)
+
+
+def _drop_unread_connection(request: web.Request, *, stalled: bool) -> None:
+    """A client that stopped reading would keep its socket and unsent buffer forever (asyncio
+    flushes before closing): a stalled one is dropped now; one whose last frames are still
+    unsent gets ``FORCED_CLOSE_TIMEOUT_S`` to take them, then is dropped."""
+    transport = request.transport
+    if transport is None:
+        return
+    if stalled:
+        transport.abort()
+    elif transport.get_write_buffer_size():
+        asyncio.get_running_loop().call_later(
+            FORCED_CLOSE_TIMEOUT_S, _abort_if_unflushed, transport
+        )
+
+
+def _abort_if_unflushed(transport: asyncio.Transport) -> None:
+    with contextlib.suppress(Exception):  # the transport may be long gone by now
+        if transport.get_write_buffer_size():
+            transport.abort()
 
 
 def _refuse(code: ErrorCode, message: str, state: ServerState | None = None) -> web.Response:

@@ -44,20 +44,13 @@ UPSTREAM_EXPLAIN_TIMEOUT_S = 1.0
 _MAX_REASON_BYTES = 123
 #: Bounded buffers (SPEC §8): a send that cannot complete for this long means the peer stopped
 #: reading. Until then backpressure holds (aiohttp's writers await drain past their buffer limit
-#: and its readers pause the socket), so memory stays bounded; past it the session ends:
-#: a stalled client with close 1013 (no error event: it would not be read), a stalled upstream
-#: with ``upstream_unavailable`` and close 1014.
+#: and its readers pause the socket), so memory stays bounded; past it the watchdog ends the
+#: session (within 1.5x the timeout): a stalled client with close 1013 and no error event (it
+#: would not be read; the socket is then aborted), a stalled upstream with
+#: ``upstream_unavailable`` and close 1014. Sends only stamp the time (no timer per send).
 CLIENT_SEND_TIMEOUT_S = 10.0
 UPSTREAM_SEND_TIMEOUT_S = 10.0
 CLIENT_STALLED = "client_stalled"
-
-
-class PeerStalled(Exception):
-    """A peer took no frame for its send timeout; carries how the session ends."""
-
-    def __init__(self, ending: Ending) -> None:
-        super().__init__(ending.reason)
-        self.ending = ending
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +106,9 @@ class BridgeSession:
         self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
         self.ending: Ending | None = None
+        #: When the send in progress to each peer started (None: none in progress).
+        self._client_send_since: float | None = None
+        self._upstream_send_since: float | None = None
 
     def request_end(self, error: ClientError) -> None:
         """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
@@ -177,9 +173,6 @@ class BridgeSession:
         exc = task.exception()
         if exc is None:
             return task.result()
-        if isinstance(exc, PeerStalled):
-            self._log.warning("ending session: %s", exc.ending.close_message)
-            return exc.ending
         self._log.error(
             "unexpected error in %s", task.get_name(), exc_info=(type(exc), exc, exc.__traceback__)
         )
@@ -217,7 +210,6 @@ class BridgeSession:
                 metrics.relayed(CLIENT_TO_UPSTREAM, routed.event_type, len(msg.data), received_ns)
 
     async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
-        client = self._client
         protocol = self._protocol
         traffic = self.record.upstream_to_client
         metrics = self._metrics
@@ -230,22 +222,56 @@ class BridgeSession:
             traffic.events += 1
             routed = protocol.from_upstream_text(item)
             for frame in routed.to_client:
-                await _send(client, frame)
+                await self._send_client(frame)
             if metrics is not None:
                 metrics.relayed(UPSTREAM_TO_CLIENT, routed.event_type, len(item), received_ns)
 
     async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
         for frame in routed.to_client:
-            await _send(self._client, frame)
+            await self._send_client(frame)
         self.record.protocol = self._protocol.protocol_name
         for frame in routed.to_upstream:
+            self._upstream_send_since = time.monotonic()
             try:
-                async with asyncio.timeout(UPSTREAM_SEND_TIMEOUT_S):
-                    await upstream.send(frame)
-            except TimeoutError:
-                message = f"The upstream took no message for {UPSTREAM_SEND_TIMEOUT_S:g} s."
-                error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, message)
-                raise PeerStalled(ending_for_error(error, "upstream_stalled")) from None
+                await upstream.send(frame)
+            finally:
+                self._upstream_send_since = None
+
+    async def _send_client(self, frame: str | bytes) -> None:
+        self._client_send_since = time.monotonic()
+        try:
+            if isinstance(frame, str):
+                await self._client.send_str(frame)
+            else:
+                await self._client.send_bytes(frame)
+        finally:
+            self._client_send_since = None
+
+    def _stall_check(self, now: float) -> tuple[Ending | None, float]:
+        """A stalled peer's ending (or None), and when to check next."""
+        client_since = self._client_send_since
+        if client_since is not None and now - client_since >= CLIENT_SEND_TIMEOUT_S:
+            message = f"client too slow: took no frame for {CLIENT_SEND_TIMEOUT_S:g} s"
+            ending = Ending(
+                CLIENT_STALLED, int(CloseCode.TRY_AGAIN_LATER), message, client_gone=True
+            )
+            return ending, now
+        upstream_since = self._upstream_send_since
+        if upstream_since is not None and now - upstream_since >= UPSTREAM_SEND_TIMEOUT_S:
+            message = f"The upstream took no message for {UPSTREAM_SEND_TIMEOUT_S:g} s."
+            error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, message)
+            return ending_for_error(error, "upstream_stalled"), now
+        client_check = (
+            client_since + CLIENT_SEND_TIMEOUT_S
+            if client_since is not None
+            else now + CLIENT_SEND_TIMEOUT_S / 2
+        )
+        upstream_check = (
+            upstream_since + UPSTREAM_SEND_TIMEOUT_S
+            if upstream_since is not None
+            else now + UPSTREAM_SEND_TIMEOUT_S / 2
+        )
+        return None, min(client_check, upstream_check)
 
     def _upstream_ending(self, closed: UpstreamClosed) -> Ending:
         if closed.code is None:
@@ -258,7 +284,8 @@ class BridgeSession:
         return Ending("upstream_closed", closed.code, closed.reason)
 
     async def _watchdog(self) -> Ending:
-        """Ends the session on an end request, after the idle timeout or the maximum lifetime."""
+        """Ends the session on an end request, after the idle timeout or the maximum lifetime,
+        or when a peer stopped reading (a send in progress for longer than its timeout)."""
         record = self.record
         while True:
             now = time.monotonic()
@@ -276,7 +303,11 @@ class BridgeSession:
                     f"No message from the client for {self._idle_timeout_s:g} s.",
                 )
                 return ending_for_error(error, "idle_timeout")
-            timeout = min(idle_deadline, max_deadline) - now
+            stalled, stall_check = self._stall_check(now)
+            if stalled is not None:
+                self._log.warning("ending session: %s", stalled.close_message)
+                return stalled
+            timeout = min(idle_deadline, max_deadline, stall_check) - now
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(self._end_requested), timeout)
 
@@ -293,21 +324,18 @@ class BridgeSession:
         return ending
 
 
-async def _send(client: web.WebSocketResponse, frame: str | bytes) -> None:
-    try:
-        async with asyncio.timeout(CLIENT_SEND_TIMEOUT_S):
-            if isinstance(frame, str):
-                await client.send_str(frame)
-            else:
-                await client.send_bytes(frame)
-    except TimeoutError:
-        message = f"client too slow: took no frame for {CLIENT_SEND_TIMEOUT_S:g} s"
-        raise PeerStalled(
-            Ending(CLIENT_STALLED, int(CloseCode.TRY_AGAIN_LATER), message, client_gone=True)
-        ) from None
-
-
 async def _quietly(action: Awaitable[object]) -> None:
-    """Best-effort I/O while closing: the peer may already be gone."""
-    with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
-        await asyncio.wait_for(action, UPSTREAM_CLOSE_TIMEOUT_S)
+    """Best-effort I/O while closing: the peer may already be gone.
+
+    A peer that stopped reading can make aiohttp raise CancelledError although nobody cancelled
+    us: cancelling the pump that was blocked in ``drain()`` cancels the connection's shared
+    drain waiter, which every later drain then awaits. That is swallowed too; a real
+    cancellation of this task is not.
+    """
+    try:
+        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(action, UPSTREAM_CLOSE_TIMEOUT_S)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
