@@ -228,3 +228,21 @@ async def test_json_logs_one_object_per_line_with_session_id_and_usage(
     debug_text = json_log.getvalue()
     # debug logs event types and sizes, never payloads: no base64 audio in the log.
     assert base64.b64encode(bytes(300)).decode() not in debug_text
+
+
+def test_known_event_types_cover_both_protocols() -> None:
+    """Bounded labels must still name every real event: GA (from the SDK) and beta."""
+    from typing import get_args
+
+    from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
+
+    from realtime_bridge.protocol.events import KNOWN_EVENT_TYPES
+    from realtime_bridge.protocol.translate import BETA_SERVER_EVENTS
+
+    ga_types = set()
+    for union in (RealtimeClientEvent, RealtimeServerEvent):
+        for member in get_args(get_args(union)[0]):
+            ga_types.update(get_args(member.model_fields["type"].annotation))
+    missing = (ga_types | set(BETA_SERVER_EVENTS)) - KNOWN_EVENT_TYPES
+    assert len(ga_types) > 50
+    assert not missing, missing

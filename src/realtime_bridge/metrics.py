@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from realtime_bridge.protocol.translate import BETA_SERVER_EVENTS
+from realtime_bridge.protocol.events import KNOWN_EVENT_TYPES
 
 CLIENT_TO_UPSTREAM = "client_to_upstream"
 UPSTREAM_TO_CLIENT = "upstream_to_client"
@@ -35,59 +35,6 @@ UPSTREAM_TO_CLIENT = "upstream_to_client"
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
 #: Upstream connect time buckets (seconds).
 CONNECT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-KNOWN_EVENT_TYPES = frozenset(
-    {
-        # client → server (GA and beta)
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "conversation.item.delete",
-        "response.create",
-        "response.cancel",
-        "output_audio_buffer.clear",
-        # server → client (GA)
-        "error",
-        "session.created",
-        "session.updated",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "input_audio_buffer.dtmf_event_received",
-        "response.created",
-        "response.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "rate_limits.updated",
-    }
-    | BETA_SERVER_EVENTS
-)
 
 
 def event_label(event_type: str | None) -> str:
