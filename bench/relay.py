@@ -474,19 +474,32 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
         "unavailable": unavailable,
         "all_configs": [*p.configs, *unavailable],
     }
-    print()
-    print(render_text(agg, meta))
-    if args.markdown:
-        path = Path(args.markdown)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_markdown(agg, meta))
-        print(f"wrote {path}")
+    emit(agg, meta, args.markdown)
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1))
         print(f"wrote {path}")
     shutil.rmtree(log_dir, ignore_errors=True)
+    return 0
+
+
+def emit(agg: dict[tuple[str, str, int], dict[str, Any]], meta: dict[str, Any], md: str) -> None:
+    """Print the tables; write the markdown report when ``md`` is a path."""
+    print()
+    print(render_text(agg, meta))
+    if md:
+        path = Path(md)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_markdown(agg, meta))
+        print(f"wrote {path}")
+
+
+def rerender(raw_json: str, md: str) -> int:
+    """Rebuild the tables and the markdown from a raw JSON file of an earlier run."""
+    data = json.loads(Path(raw_json).read_text())
+    runs = [RunResult(**r) for r in data["runs"]]
+    emit(aggregate(runs), data["meta"], md)
     return 0
 
 
@@ -529,7 +542,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         "--measure", type=float, default=None, help="measurement window, seconds (paced)"
     )
     ap.add_argument("--flat-seconds", type=float, default=None, help="flat-out measurement window")
-    ap.add_argument("--flat-window", type=int, default=32, help="frames in flight when flat out")
+    ap.add_argument("--flat-window", type=int, default=128, help="frames in flight when flat out")
     ap.add_argument("--no-flat", action="store_true", help="skip the flat-out throughput runs")
     ap.add_argument("--rate", type=float, default=50.0, help="events/s per session each way")
     ap.add_argument("--loadgen-procs", type=int, default=2, help="load-generator processes")
@@ -568,6 +581,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     ap.add_argument(
         "--json", default=None, help="raw JSON output (default bench/results/relay-*.json)"
     )
+    ap.add_argument("--render", metavar="JSON", help="only re-render tables from a raw JSON file")
     args = ap.parse_args(argv)
     quick = args.quick
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -611,6 +625,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the benchmark; Ctrl-C/SIGTERM still kill every child."""
     p, args = parse_args(argv)
+    if args.render:
+        return rerender(args.render, args.markdown)
 
     async def runner() -> int:
         task = asyncio.current_task()

@@ -261,6 +261,43 @@ def losses(agg: Agg, configs: Sequence[str]) -> list[str]:
     return notes
 
 
+def sanity_notes(agg: Agg) -> list[str]:
+    """Is the load generator the bottleneck? Was the machine shared? (from the direct rows)."""
+    notes = []
+    for n in sessions_of(agg):
+        d = agg.get(("direct", "paced", n))
+        if d and d["ok_runs"] and d["p99_ms"] is not None:
+            lg = d["loadgen_cpu_pct"] or 0.0
+            verdict = "not the bottleneck" if d["p99_ms"] < 5 and lg < 80 else "possibly limiting"
+            notes.append(
+                f"Load generator at N={n}: direct p50/p99 {d['p50_ms']:.2f}/{d['p99_ms']:.2f} ms"
+                f" with the load generator at {lg:.0f} % of a core — {verdict}."
+            )
+    fd = agg.get(("direct", "flat", 1))
+    if fd and fd["ok_runs"]:
+        best = max(
+            (
+                a["msgs_per_s_down"]
+                for (c, mode, _), a in agg.items()
+                if mode == "flat" and c != "direct" and a["ok_runs"] and a["msgs_per_s_down"]
+            ),
+            default=None,
+        )
+        if best:
+            notes.append(
+                f"Flat out, direct reaches {fd['msgs_per_s_down']:,.0f} msgs/s each way,"
+                f" {fd['msgs_per_s_down'] / best:.1f}× the best relay, so the relay rows measure"
+                " the relays; but relay, echo and load generator share the cores there (host CPU"
+                " column), so flat-out numbers describe the whole box, not the relay alone."
+            )
+    retries = sum(a.get("retries", 0) for a in agg.values())
+    if retries:
+        notes.append(
+            f"{retries} runs were repeated because other processes used the CPU during them."
+        )
+    return notes
+
+
 # ---- rendering -------------------------------------------------------------------------------
 
 
@@ -307,7 +344,7 @@ def render_text(agg: Agg, meta: dict[str, Any]) -> str:
         parts += [title, _text_table(head, rows), ""]
     for c, why in meta["unavailable"].items():
         parts.append(f"{c}: unavailable — {why}")
-    parts += [f"- {n}" for n in losses(agg, meta["all_configs"])]
+    parts += [f"- {n}" for n in sanity_notes(agg) + losses(agg, meta["all_configs"])]
     return "\n".join(parts)
 
 
@@ -367,7 +404,9 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         lines += ["## Unavailable rows", ""]
         lines += [f"- `{c}`: {why}" for c, why in meta["unavailable"].items()]
         lines.append("")
-    lines += ["## Where we lose", ""]
+    lines += ["## Is the load generator the bottleneck?", ""]
+    lines += [f"- {n}" for n in sanity_notes(agg)]
+    lines += ["", "## Where we lose", ""]
     lines += [f"- {n}" for n in losses(agg, meta["all_configs"])] or [
         "- nowhere measurable in this run."
     ]
