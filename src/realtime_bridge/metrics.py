@@ -73,11 +73,6 @@ class _Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def merge(self, other: _Histogram) -> None:
-        for index, count in enumerate(other.counts):
-            self.counts[index] += count
-        self.total += other.total
-
     def buckets(self) -> list[tuple[str, float]]:
         cumulative, out = 0, []
         for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
@@ -86,32 +81,72 @@ class _Histogram:
         return out
 
 
+_LATENCY_BOUNDS_NS = tuple(round(bound * 1e9) for bound in LATENCY_BUCKETS)
+
+
+class DirectionMetrics:
+    """One direction of one session: counts per event type and a latency histogram, kept as
+    plain ints (nanoseconds) so that the per-frame cost is a few dict and list operations."""
+
+    __slots__ = ("counts", "latency_counts", "latency_sum_ns")
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list[int]] = {}  # label → [events, bytes]
+        self.latency_counts = [0] * (len(_LATENCY_BOUNDS_NS) + 1)
+        self.latency_sum_ns = 0
+
+    def relayed(self, event_type: str | None, size: int, started_ns: int) -> None:
+        elapsed_ns = time.perf_counter_ns() - started_ns
+        label = event_type if event_type in KNOWN_EVENT_TYPES else event_label(event_type)
+        counts = self.counts.get(label)
+        if counts is None:
+            counts = self.counts[label] = [0, 0]
+        counts[0] += 1
+        counts[1] += size
+        self.latency_counts[bisect.bisect_left(_LATENCY_BOUNDS_NS, elapsed_ns)] += 1
+        self.latency_sum_ns += elapsed_ns
+
+    def merge(self, other: DirectionMetrics) -> None:
+        for label, (events, size) in other.counts.items():
+            counts = self.counts.setdefault(label, [0, 0])
+            counts[0] += events
+            counts[1] += size
+        for index, count in enumerate(other.latency_counts):
+            self.latency_counts[index] += count
+        self.latency_sum_ns += other.latency_sum_ns
+
+    def histogram(self) -> _Histogram:
+        return _Histogram(LATENCY_BUCKETS, list(self.latency_counts), self.latency_sum_ns / 1e9)
+
+
 @dataclass(slots=True)
 class SessionMetrics:
-    """One session's counters: plain ints, bumped on the hot path, summed at scrape time."""
+    """One session's counters, bumped on the hot path and summed at scrape time."""
 
-    events: Counter[tuple[str, str]] = field(default_factory=Counter)
-    bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    client_to_upstream: DirectionMetrics = field(default_factory=DirectionMetrics)
+    upstream_to_client: DirectionMetrics = field(default_factory=DirectionMetrics)
     errors: Counter[str] = field(default_factory=Counter)
-    latency: dict[str, _Histogram] = field(
-        default_factory=lambda: {
-            CLIENT_TO_UPSTREAM: _Histogram(LATENCY_BUCKETS),
-            UPSTREAM_TO_CLIENT: _Histogram(LATENCY_BUCKETS),
-        }
-    )
 
-    def relayed(self, direction: str, event_type: str | None, size: int, started_ns: int) -> None:
-        key = (direction, event_label(event_type))
-        self.events[key] += 1
-        self.bytes[key] += size
-        self.latency[direction].observe((time.perf_counter_ns() - started_ns) / 1e9)
+    def directions(self) -> tuple[tuple[str, DirectionMetrics], ...]:
+        return (
+            (CLIENT_TO_UPSTREAM, self.client_to_upstream),
+            (UPSTREAM_TO_CLIENT, self.upstream_to_client),
+        )
 
     def merge(self, other: SessionMetrics) -> None:
-        self.events.update(other.events)
-        self.bytes.update(other.bytes)
+        self.client_to_upstream.merge(other.client_to_upstream)
+        self.upstream_to_client.merge(other.upstream_to_client)
         self.errors.update(other.errors)
-        for direction, histogram in other.latency.items():
-            self.latency[direction].merge(histogram)
+
+    def by_type(self, column: int) -> Counter[tuple[str, str]]:
+        """Events (column 0) or bytes (column 1) keyed by (direction, type)."""
+        return Counter(
+            {
+                (direction, label): counts[column]
+                for direction, metrics in self.directions()
+                for label, counts in metrics.counts.items()
+            }
+        )
 
 
 @dataclass(slots=True)
@@ -189,13 +224,13 @@ class BridgeMetrics(Collector):
             "realtime_bridge_events",
             "Events relayed, by direction and event type.",
             ("direction", "type"),
-            traffic.events,
+            traffic.by_type(0),
         )
         yield from _counter(
             "realtime_bridge_bytes",
             "Bytes of events relayed, by direction and event type.",
             ("direction", "type"),
-            traffic.bytes,
+            traffic.by_type(1),
         )
         errors = Counter(traffic.errors)
         errors.update(self._refused)
@@ -216,7 +251,8 @@ class BridgeMetrics(Collector):
             "Time from receiving a frame to finishing its send on the other side.",
             labels=("direction",),
         )
-        for direction, histogram in sorted(traffic.latency.items()):
+        for direction, metrics in traffic.directions():
+            histogram = metrics.histogram()
             latency.add_metric((direction,), histogram.buckets(), histogram.total)
         yield latency
         audio_family = CounterMetricFamily(

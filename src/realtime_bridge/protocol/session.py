@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from realtime_bridge.audio.convert import Converter, decode_audio_b64
+from realtime_bridge.audio.convert import Converter, audio_b64_size, decode_audio_b64
 from realtime_bridge.audio.formats import (
     PCM16_24K,
     AudioFormat,
@@ -52,7 +52,7 @@ _USAGE_DETAILS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Routed:
     """Frames to send on after one input frame: some upstream, some back to the client.
 
@@ -98,9 +98,9 @@ class SessionProtocol:
 
     def __init__(self, options: HandshakeOptions | None = None) -> None:
         options = options or HandshakeOptions()
-        self.beta = options.beta
-        self._protocol_decided = options.beta
         self.binary_audio = options.binary_audio
+        self._beta = options.beta
+        self._protocol_decided = options.beta
         self.error_codes: Counter[str] = Counter()
         self.audio_ms_in = 0.0
         self.audio_ms_out = 0.0
@@ -128,11 +128,24 @@ class SessionProtocol:
 
     def _set_output(self, fmt: AudioFormat) -> None:
         self._out = Converter(fmt.upstream_format(), fmt)
+        self._refresh_passthrough()
 
     @property
-    def _upstream_passthrough(self) -> bool:
-        """True when upstream frames can go to the client untouched (the common, fast case)."""
-        return not self.beta and self._out.is_passthrough and not self.binary_audio
+    def beta(self) -> bool:
+        return self._beta
+
+    @beta.setter
+    def beta(self, value: bool) -> None:
+        self._beta = value
+        self._refresh_passthrough()
+
+    def _refresh_passthrough(self) -> None:
+        """Upstream frames go to the client untouched (the common, fast case) unless audio or
+        the protocol version differ; recomputed when either changes, not per frame."""
+        out = getattr(self, "_out", None)
+        self._upstream_passthrough = (
+            not self._beta and out is not None and out.is_passthrough and not self.binary_audio
+        )
 
     # ----------------------------------------------------------- client → upstream
 
@@ -160,7 +173,7 @@ class SessionProtocol:
 
     def _route_client_event(self, text: str, event: dict[str, Any]) -> Routed:
         event_type: str = event["type"]
-        if not self._protocol_decided:
+        if not self._protocol_decided and event_type != APPEND:  # appends look alike in both
             if is_beta_client_event(event):
                 self.beta = True
                 self._protocol_decided = True
@@ -190,10 +203,13 @@ class SessionProtocol:
     def _append(self, text: str, event: dict[str, Any], changed: bool) -> Routed:
         event_id = event.get("event_id")
         client_event_id = event_id if isinstance(event_id, str) else None
-        data = decode_audio_b64(event.get("audio"), self._in.src, event_id=client_event_id)
-        self.audio_ms_in += self._in.src.duration_ms(len(data))
+        audio = event.get("audio")
         if self._in.is_passthrough:
+            size = audio_b64_size(audio, self._in.src, event_id=client_event_id)
+            self.audio_ms_in += self._in.src.duration_ms(size)
             return Routed(to_upstream=(dumps(event) if changed else text,), event_type=APPEND)
+        data = decode_audio_b64(audio, self._in.src, event_id=client_event_id)
+        self.audio_ms_in += self._in.src.duration_ms(len(data))
         converted = self._in.convert(data)
         return Routed(to_upstream=(_append_event(converted, client_event_id),), event_type=APPEND)
 

@@ -25,7 +25,7 @@ from realtime_bridge.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from realtime_bridge.metrics import CLIENT_TO_UPSTREAM, UPSTREAM_TO_CLIENT, SessionMetrics
+from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
 from realtime_bridge.protocol.session import Routed, SessionProtocol
@@ -101,7 +101,6 @@ class BridgeSession:
         self._protocol = protocol or SessionProtocol()
         self._metrics = metrics
         self._on_connected = on_connected
-        record.protocol = self._protocol.protocol_name
         record.rules = self._protocol
         self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
@@ -184,7 +183,7 @@ class BridgeSession:
         protocol = self._protocol
         traffic = self.record.client_to_upstream
         record = self.record
-        metrics = self._metrics
+        metrics = self._metrics.client_to_upstream if self._metrics else None
         while True:
             msg = await client.receive()
             received_ns = time.perf_counter_ns()
@@ -207,12 +206,12 @@ class BridgeSession:
             except UpstreamError:
                 return None
             if metrics is not None:
-                metrics.relayed(CLIENT_TO_UPSTREAM, routed.event_type, len(msg.data), received_ns)
+                metrics.relayed(routed.event_type, len(msg.data), received_ns)
 
     async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
         protocol = self._protocol
         traffic = self.record.upstream_to_client
-        metrics = self._metrics
+        metrics = self._metrics.upstream_to_client if self._metrics else None
         while True:
             item = await upstream.receive()
             received_ns = time.perf_counter_ns()
@@ -224,12 +223,11 @@ class BridgeSession:
             for frame in routed.to_client:
                 await self._send_client(frame)
             if metrics is not None:
-                metrics.relayed(UPSTREAM_TO_CLIENT, routed.event_type, len(item), received_ns)
+                metrics.relayed(routed.event_type, len(item), received_ns)
 
     async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
         for frame in routed.to_client:
             await self._send_client(frame)
-        self.record.protocol = self._protocol.protocol_name
         for frame in routed.to_upstream:
             self._upstream_send_since = time.monotonic()
             try:

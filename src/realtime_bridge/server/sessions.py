@@ -37,7 +37,6 @@ class SessionRecord:
     client: str
     model: str
     upstream: str
-    protocol: str = "ga"
     started_at: float = field(default_factory=time.time)
     started_monotonic: float = field(default_factory=time.monotonic)
     last_client_activity: float = field(default_factory=time.monotonic)
@@ -45,6 +44,11 @@ class SessionRecord:
     upstream_to_client: Traffic = field(default_factory=Traffic)
     rules: SessionProtocol | None = None
     request_end: Callable[[ClientError], None] | None = None
+
+    @property
+    def protocol(self) -> str:
+        """``ga`` or ``beta``: how the client speaks (decided once per session)."""
+        return self.rules.protocol_name if self.rules else "ga"
 
     @property
     def audio_seconds(self) -> dict[str, float]:
