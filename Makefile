@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest bench system-deps clean simulator
+.PHONY: run test lint typecheck pytest bench bench-quick system-deps clean simulator
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required"; exit 1; }
@@ -45,8 +45,11 @@ pytest: $(VENV)/.installed-test system-deps
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/relay.py --bridge-metrics both
 	$(BIN)/python bench/codec.py
+
+bench-quick: $(VENV)/.installed-test
+	$(BIN)/python bench/relay.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
