@@ -207,6 +207,8 @@ async def test_json_logs_one_object_per_line_with_session_id_and_usage(
         async with http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/") as ws:
             session_id = ws._response.headers["X-Bridge-Session-Id"]
             await receive_json(ws)
+            await ws.send_str("{oops")
+            assert (await receive_json(ws))["error"]["code"] == "invalid_json"
             await ws.send_str(
                 orjson.dumps(
                     {
@@ -225,6 +227,13 @@ async def test_json_logs_one_object_per_line_with_session_id_and_usage(
     assert end["audio_in_s"] == pytest.approx(0.2)
     assert end["audio_out_s"] > 0
     assert end["protocol"] == "ga"
+    errors = [line for line in session_lines if line["message"] == "client error"]
+    assert [line["code"] for line in errors] == ["invalid_json"]
+    relayed = [line for line in session_lines if line["message"] == "client → upstream"]
+    appends = [line for line in relayed if line["type"] == "input_audio_buffer.append"]
+    assert appends
+    assert appends[0]["bytes"] > 12800  # the size is logged, the payload is not
+    assert any(line["message"] == "upstream → client" for line in session_lines)
     debug_text = json_log.getvalue()
     # debug logs event types and sizes, never payloads: no base64 audio in the log.
     assert base64.b64encode(bytes(300)).decode() not in debug_text

@@ -62,6 +62,7 @@ class Routed:
     to_upstream: tuple[str, ...] = ()
     to_client: tuple[Frame, ...] = _NO_FRAMES
     event_type: str | None = None
+    error: ClientError | None = None  # the error the bridge answered the frame with, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,7 +360,7 @@ class SessionProtocol:
 
     def _client_error(self, error: ClientError) -> Routed:
         self.error_codes[error.code.value] += 1
-        return Routed(to_client=(error_event_text(error),), event_type=None)
+        return Routed(to_client=(error_event_text(error),), event_type=None, error=error)
 
 
 def _append_event(audio: bytes, event_id: str | None) -> str:

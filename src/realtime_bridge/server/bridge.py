@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -184,6 +185,8 @@ class BridgeSession:
         traffic = self.record.client_to_upstream
         record = self.record
         metrics = self._metrics.client_to_upstream if self._metrics else None
+        log = self._log
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
             msg = await client.receive()
             received_ns = time.perf_counter_ns()
@@ -201,6 +204,15 @@ class BridgeSession:
                 return Ending("client_closed", client.close_code or 1005, client_gone=True)
             traffic.events += 1
             record.last_client_activity = time.monotonic()
+            if routed.error is not None:
+                log.info(
+                    "client error",
+                    extra={"code": routed.error.code.value, "detail": routed.error.message},
+                )
+            elif debug:
+                log.debug(
+                    "client → upstream", extra={"type": routed.event_type, "bytes": len(msg.data)}
+                )
             try:
                 await self._deliver(routed, upstream)
             except UpstreamError:
@@ -212,6 +224,8 @@ class BridgeSession:
         protocol = self._protocol
         traffic = self.record.upstream_to_client
         metrics = self._metrics.upstream_to_client if self._metrics else None
+        log = self._log
+        debug = log.isEnabledFor(logging.DEBUG)
         while True:
             item = await upstream.receive()
             received_ns = time.perf_counter_ns()
@@ -220,6 +234,10 @@ class BridgeSession:
             traffic.bytes += len(item)
             traffic.events += 1
             routed = protocol.from_upstream_text(item)
+            if debug:
+                log.debug(
+                    "upstream → client", extra={"type": routed.event_type, "bytes": len(item)}
+                )
             for frame in routed.to_client:
                 await self._send_client(frame)
             if metrics is not None:
