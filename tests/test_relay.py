@@ -398,3 +398,40 @@ async def test_graceful_shutdown_ends_live_sessions_with_1001(
     took = await asyncio.wait_for(shutdown, 5)
     assert 0.2 <= took < 3
     await asyncio.wait_for(upstream.closed.wait(), 2)
+
+
+async def test_azure_upstream_handshake(
+    fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+) -> None:
+    env = {
+        "UPSTREAM": "azure",
+        "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{fake_upstream.port}/some/ignored/path",
+        "AZURE_OPENAI_API_KEY": "azure-SECRET-key-123",
+        "AZURE_OPENAI_DEPLOYMENT": "my-realtime-deployment",
+    }
+    async with running_bridge(**env) as server:
+        async with http.get(f"http://127.0.0.1:{server.http_port}/info") as response:
+            info = await response.json()
+        assert info["upstream"]["kind"] == "azure"
+        assert info["upstream"]["url"] == f"ws://127.0.0.1:{fake_upstream.port}/openai/v1/realtime"
+        async with http.ws_connect(ws_url(server, query="?model=gpt-realtime")):
+            upstream = await fake_upstream.next_session()
+    hs = upstream.handshake
+    assert hs.path == "/openai/v1/realtime"
+    assert hs.query == {"model": "my-realtime-deployment"}  # the deployment picks the model
+    assert hs.headers["api-key"] == "azure-SECRET-key-123"
+    assert "Authorization" not in hs.headers
+    assert not any(name.lower() == "openai-beta" for name in hs.headers)
+
+
+def test_upstream_url_keeps_other_query_parameters() -> None:
+    from realtime_bridge.upstream.websocket import with_query
+
+    assert (
+        with_query("wss://h/v1/realtime?model=a&x=1", model="b")
+        == "wss://h/v1/realtime?x=1&model=b"
+    )
+    assert (
+        with_query("wss://h/v1/realtime", model="gpt realtime")
+        == "wss://h/v1/realtime?model=gpt+realtime"
+    )
