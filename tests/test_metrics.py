@@ -255,3 +255,25 @@ def test_known_event_types_cover_both_protocols() -> None:
     missing = (ga_types | set(BETA_SERVER_EVENTS)) - KNOWN_EVENT_TYPES
     assert len(ga_types) > 50
     assert not missing, missing
+
+
+async def test_sessions_listing_carries_usage_and_audio_seconds(
+    http: aiohttp.ClientSession,
+) -> None:
+    admin = "admin-token-for-usage"
+    async with running_bridge(
+        LocalUpstream(pace=0), UPSTREAM="local", BRIDGE_ADMIN_TOKEN=admin
+    ) as server:
+        async with http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/") as ws:
+            await receive_json(ws)
+            done = await run_text_turn(ws)
+            async with http.get(
+                f"http://127.0.0.1:{server.http_port}/sessions",
+                headers={"Authorization": f"Bearer {admin}"},
+            ) as response:
+                (listed,) = (await response.json())["sessions"]
+    usage = done["response"]["usage"]  # type: ignore[index]
+    assert listed["usage"]["output_tokens"] == usage["output_tokens"]
+    assert listed["usage"]["input_tokens"] == usage["input_tokens"]
+    assert listed["audio_seconds"]["upstream_to_client"] > 0.2
+    assert listed["protocol"] == "ga"
