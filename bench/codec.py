@@ -21,7 +21,7 @@ import numpy.typing as npt
 import soxr
 
 from realtime_bridge.audio import g711
-from realtime_bridge.audio.convert import Converter, decode_audio_b64
+from realtime_bridge.audio.convert import Converter, audio_b64_size, decode_audio_b64
 from realtime_bridge.audio.formats import (
     ALAW_8K,
     PCM16_24K,
@@ -137,6 +137,10 @@ def main() -> None:
     print("\nbase64 (one 20 ms frame of PCM16 24 kHz: 960 bytes, 1280 characters)")
     raw = frames_of(PCM16_24K, n)
     texts = [base64.b64encode(f).decode() for f in raw]
+    row(
+        "audio_b64_size (strict check, no decode)",
+        measure(lambda: lambda t: audio_b64_size(t, PCM16_24K), list(texts), runs),
+    )
     row(
         "decode_audio_b64 (strict)",
         measure(lambda: lambda t: decode_audio_b64(t, PCM16_24K), list(texts), runs),
