@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime_bridge.audio.formats import AudioFormat
+
 from .apierror import ApiError
-from .audio_io import AudioFormat
 
 
 @dataclass(slots=True)

@@ -20,9 +20,11 @@ from typing import Any
 
 import orjson
 
+from realtime_bridge.audio.formats import AudioFormat
+
 from . import checks, session_config, usage
 from .apierror import ApiError, invalid_value
-from .audio_io import AudioFormat, format_from_json
+from .audio_io import decode, format_from_json, offset_for_ms
 from .conversation import Conversation, StoredItem
 from .events import error, event
 from .ids import new_id
@@ -216,7 +218,7 @@ class RealtimeCore:
         if self._vad is None or not added:
             return
         fmt = self.buffer.fmt
-        for vad_event in self._vad.process(fmt.decode(added), fmt.rate):
+        for vad_event in self._vad.process(decode(fmt, added), fmt.rate):
             self._on_vad(vad_event)
 
     def _on_vad(self, vad_event: VadEvent) -> None:
@@ -307,7 +309,7 @@ class RealtimeCore:
         config = self.session["audio"]["input"]["transcription"]
         if config is None or stored.fmt is None:
             return
-        samples = stored.fmt.decode(bytes(stored.audio))
+        samples = decode(stored.fmt, bytes(stored.audio))
         transcript = placeholder_transcript(samples, stored.fmt.rate)
         item_id = stored.item["id"]
         for delta in split_deltas(transcript):
@@ -396,7 +398,7 @@ class RealtimeCore:
                 f"Audio content of {int(stored.audio_ms)}ms is already shorter than {end_ms}ms",
                 "audio_end_ms",
             )
-        kept = stored.fmt.offset_for_ms(end_ms)
+        kept = offset_for_ms(stored.fmt, end_ms)
         fraction = end_ms / stored.audio_ms if stored.audio_ms else 0.0
         del stored.audio[kept:]
         stored.audio_ms = min(stored.audio_ms, float(end_ms))

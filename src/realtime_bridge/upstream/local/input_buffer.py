@@ -7,7 +7,9 @@ cut out exactly the ``[audio_start_ms, audio_end_ms)`` span of a turn.
 
 from __future__ import annotations
 
-from .audio_io import PCM, AudioFormat
+from realtime_bridge.audio.formats import AudioFormat, Codec
+
+from .audio_io import offset_for_ms
 
 
 class InputAudioBuffer:
@@ -26,7 +28,7 @@ class InputAudioBuffer:
 
     def append(self, raw: bytes) -> bytes:
         """Add bytes; returns the whole-sample bytes actually added (a split PCM sample waits)."""
-        if self.fmt.type == PCM:
+        if self.fmt.codec is Codec.PCM16:
             raw = self._odd + raw
             keep = len(raw) - len(raw) % 2
             self._odd = raw[keep:]
@@ -37,14 +39,14 @@ class InputAudioBuffer:
 
     def drop_before(self, ms: float) -> None:
         """Discard audio earlier than ``ms`` (what lies before a turn's prefix padding)."""
-        cut = min(len(self._data), self.fmt.offset_for_ms(ms - self.start_ms))
+        cut = min(len(self._data), offset_for_ms(self.fmt, ms - self.start_ms))
         if cut > 0:
             del self._data[:cut]
             self.start_ms += self.fmt.duration_ms(cut)
 
     def take_until(self, ms: float) -> bytes:
         """Remove and return the audio up to ``ms``; what follows stays buffered."""
-        cut = min(len(self._data), self.fmt.offset_for_ms(ms - self.start_ms))
+        cut = min(len(self._data), offset_for_ms(self.fmt, ms - self.start_ms))
         taken = bytes(self._data[:cut])
         del self._data[:cut]
         self.start_ms += self.fmt.duration_ms(cut)

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime_bridge.audio.formats import AudioFormat
+
 from . import synth, usage
-from .audio_io import AudioFormat
+from .audio_io import encode, offset_for_ms
 from .conversation import Conversation, StoredItem
 from .events import event
 from .ids import new_id
@@ -116,8 +118,8 @@ class ResponseRun:
             samples = synth.synthesize(
                 text, self.spec.fmt.rate, voice=self.spec.voice, speed=self.spec.speed
             )
-            audio = self.spec.fmt.encode(samples)
-            chunk = self.spec.fmt.offset_for_ms(CHUNK_MS)
+            audio = encode(self.spec.fmt, samples)
+            chunk = offset_for_ms(self.spec.fmt, CHUNK_MS)
             chunks = [audio[i : i + chunk] for i in range(0, len(audio), chunk)]
             words = re.findall(r"\S+\s*", text)
             for index, data in enumerate(chunks):
@@ -194,7 +196,7 @@ class ResponseRun:
             "conversation_id": self.spec.conversation_id,
             "output_modalities": list(self.spec.modalities),
             "max_output_tokens": self.spec.max_output_tokens,
-            "audio": {"output": {"format": self.spec.fmt.as_json(), "voice": self.spec.voice}},
+            "audio": {"output": {"format": self.spec.fmt.to_ga(), "voice": self.spec.voice}},
             "usage": used,
             "metadata": self.spec.metadata,
         }
