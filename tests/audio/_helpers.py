@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import numpy.typing as npt
 
-# The repo is /work/main and the shared folder sits beside it (CI clones it as ../shared).
-AUDIO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "audio"
+from tests.recordings import AUDIO_DIR, Wav, read_wav
 
 PCM16_MAX = 32767
 
@@ -55,30 +50,4 @@ def correlation(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic]) -> float
     return float(np.corrcoef(np.asarray(a[:n], np.float64), np.asarray(b[:n], np.float64))[0, 1])
 
 
-@dataclass(frozen=True)
-class Wav:
-    format_tag: int  # 1 PCM, 6 A-law, 7 µ-law
-    rate: int
-    channels: int
-    bits: int
-    data: bytes
-
-
-def read_wav(path: Path) -> Wav:
-    """A minimal RIFF reader: the stdlib ``wave`` module refuses G.711 WAV files."""
-    blob = path.read_bytes()
-    assert blob[:4] == b"RIFF", path
-    assert blob[8:12] == b"WAVE", path
-    pos = 12
-    fmt: tuple[int, int, int, int] | None = None
-    while pos + 8 <= len(blob):
-        chunk_id, size = blob[pos : pos + 4], struct.unpack_from("<I", blob, pos + 4)[0]
-        body = blob[pos + 8 : pos + 8 + size]
-        if chunk_id == b"fmt ":
-            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", body)
-            fmt = (tag, channels, rate, bits)
-        elif chunk_id == b"data":
-            assert fmt is not None, path
-            return Wav(fmt[0], fmt[2], fmt[1], fmt[3], body)
-        pos += 8 + size + (size & 1)
-    raise AssertionError(f"no data chunk in {path}")
+__all__ = ["AUDIO_DIR", "Wav", "read_wav"]

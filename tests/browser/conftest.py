@@ -25,8 +25,10 @@ import numpy as np
 import playwright.sync_api as playwright_sync
 import pytest
 
+from tests.recordings import AUDIO_DIR
+
 REPO = Path(__file__).resolve().parents[2]
-SHARED_AUDIO = Path(__file__).resolve().parents[3] / "shared" / "audio"
+SHARED_AUDIO = AUDIO_DIR
 READY_TIMEOUT_S = 20.0
 WAV_RATE = 24000
 #: Bridge/upstream settings that must not leak from the developer's environment into the test.

@@ -15,9 +15,7 @@ import asyncio
 import base64
 import contextlib
 import sys
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any, Protocol, Union, get_args
 
@@ -33,9 +31,8 @@ from realtime_bridge.upstream.local import synth
 from realtime_bridge.upstream.local.adapter import LocalConnection, LocalUpstream
 from realtime_bridge.upstream.local.core import RealtimeCore
 from realtime_bridge.upstream.local.server import running_simulator
+from tests import recordings
 
-# The repository and ../shared sit side by side (as CI clones them).
-AUDIO_DIR = Path(__file__).resolve().parents[3] / "shared" / "audio"
 EVENT_TIMEOUT = 5.0
 
 _MEMBERS = get_args(get_args(RealtimeServerEvent)[0])
@@ -82,15 +79,13 @@ def validate_event() -> Callable[[str], BaseModel]:
 
 def read_wav(name: str) -> tuple[bytes, int]:
     """Raw payload and rate of a recording (PCM16 or G.711 bytes as stored)."""
-    with wave.open(str(AUDIO_DIR / name)) as w:
-        return w.readframes(w.getnframes()), w.getframerate()
+    wav = recordings.read_wav(name)
+    return wav.data, wav.rate
 
 
 def read_wav_g711(name: str) -> bytes:
-    """The G.711 payload of a WAV file (the stdlib wave module reads only PCM)."""
-    data = (AUDIO_DIR / name).read_bytes()
-    index = data.index(b"data") + 8
-    return data[index:]
+    """The G.711 payload of a WAV file."""
+    return recordings.read_wav(name).data
 
 
 def pcm16(samples: np.ndarray[Any, Any]) -> bytes:
