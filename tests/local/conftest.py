@@ -32,6 +32,7 @@ from realtime_bridge.upstream.local.adapter import LocalConnection, LocalUpstrea
 from realtime_bridge.upstream.local.core import RealtimeCore
 from realtime_bridge.upstream.local.server import running_simulator
 from tests import recordings
+from tests.schema import validate_strict
 
 EVENT_TIMEOUT = 5.0
 
@@ -44,27 +45,9 @@ _SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(
 ALLOWED_EXTRA = {"session.id", "session.object", "session.expires_at"}
 
 
-def _extras(model: BaseModel, path: str) -> Iterator[str]:
-    for key in model.model_extra or {}:
-        yield f"{path}.{key}" if path else key
-    for name in type(model).model_fields:
-        yield from _extras_in(getattr(model, name), f"{path}.{name}" if path else name)
-
-
-def _extras_in(value: object, path: str) -> Iterator[str]:
-    if isinstance(value, BaseModel):
-        yield from _extras(value, path)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _extras_in(item, path)
-
-
 def check_server_event(text: str) -> BaseModel:
     """Validate one server event; raises on a wrong type, field type or unknown field."""
-    model = _SERVER_EVENT.validate_json(text, strict=True)
-    unknown = sorted(set(_extras(model, "")) - ALLOWED_EXTRA)
-    if unknown:
-        raise AssertionError(f"fields unknown to the SDK in {text[:120]}: {unknown}")
+    model = validate_strict(_SERVER_EVENT, text, ALLOWED_EXTRA)
     assert isinstance(model, BaseModel)
     return model
 

@@ -9,7 +9,6 @@ schema does not declare fails unless it is on a short, justified allow-list.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +20,14 @@ from openai.types.realtime import (
     RealtimeSessionCreateResponse,
     RealtimeTranscriptionSessionCreateResponse,
 )
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from realtime_bridge.protocol.translate import (
     BETA_SERVER_EVENTS,
     beta_to_ga,
     ga_to_beta,
 )
+from tests.schema import undeclared_keys, validate_strict
 
 from ._corpus import BETA_CLIENT_EVENTS, ga_only_events, ga_server_events
 
@@ -68,39 +68,13 @@ BETA_FIELD_NAMES = frozenset(
 BETA_TOP_LEVEL_NAMES = frozenset({"voice", "turn_detection", "speed"})
 
 
-def _extras(value: Any, path: str) -> Iterator[str]:
-    """Dotted paths of every key a parsed model kept as an undeclared extra."""
-    if isinstance(value, BaseModel):
-        for key in value.model_extra or {}:
-            yield f"{path}.{key}".lstrip(".")
-        for name in type(value).model_fields:
-            yield from _extras(getattr(value, name), f"{path}.{name}")
-    elif isinstance(value, list):
-        for element in value:
-            yield from _extras(element, f"{path}[]")
-
-
-def _normalise(path: str) -> str:
-    return path.replace("[]", "")
-
-
-def validate_strict(
-    adapter: TypeAdapter[Any], event: dict[str, Any], allowed: frozenset[str] = frozenset()
-) -> Any:
-    """Validate strictly and refuse undeclared keys outside ``allowed``."""
-    model = adapter.validate_python(event, strict=True)
-    extras = [p for p in _extras(model, "") if _normalise(p) not in allowed]
-    assert not extras, f"{event.get('type')}: undeclared keys {extras}"
-    return model
-
-
 def validate_beta_server_event(event: dict[str, Any]) -> None:
     if event["type"] in {"transcription_session.created", "transcription_session.updated"}:
         # The SDK reuses the REST object here, which requires an ephemeral `client_secret`; the
         # WebSocket API never sent one. Validate the session alone with that gap filled in.
         session = dict(event["session"], client_secret={"expires_at": 0, "value": "ek_test"})
         model = BetaTranscriptionSession.model_validate(session, strict=True)
-        extras = [p for p in _extras(model, "session") if p not in BETA_EXTRAS_ALLOWED]
+        extras = sorted(set(undeclared_keys(model, "session")) - BETA_EXTRAS_ALLOWED)
         assert not extras, extras
         if event["type"] == "transcription_session.updated":
             validate_strict(
