@@ -289,3 +289,42 @@ async def test_truncate_at_everything_received_is_accepted_after_conversion(
                 if event["type"] == "conversation.item.truncated":
                     assert event["audio_end_ms"] == received_ms
                     break
+
+
+async def test_audio_inside_conversation_items_is_converted_both_ways(
+    bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+) -> None:
+    """A 16 kHz client's input_audio item reaches the upstream as 24 kHz, and items the
+    upstream reports (retrieve) come back at 16 kHz; a bad clip is refused, not forwarded."""
+    async with http.ws_connect(ws_url(bridge, "?input_audio_format=pcm16@16000")) as ws:
+        upstream = await fake_upstream.next_session()
+        clip = to_pcm16(tone(16000, 0.5))
+        create = {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_audio", "audio": base64.b64encode(clip).decode()}],
+            },
+        }
+        await ws.send_str(orjson.dumps(create).decode())
+        sent = orjson.loads(await upstream.next_text())
+        upstream_clip = base64.b64decode(sent["item"]["content"][0]["audio"])
+        assert len(upstream_clip) == 24000  # 0.5 s at 24 kHz, 2 bytes a sample
+        assert spectrum_peaks(from_pcm16(upstream_clip), 24000) == [440.0, 1250.0]
+
+        retrieved = {"type": "conversation.item.retrieved", "event_id": "e", "item": sent["item"]}
+        await upstream.ws.send_str(orjson.dumps(retrieved).decode())
+        got = await receive_json(ws)
+        client_clip = base64.b64decode(got["item"]["content"][0]["audio"])
+        assert len(client_clip) == 16000  # back at 16 kHz
+        assert spectrum_peaks(from_pcm16(client_clip), 16000) == [440.0, 1250.0]
+
+        create["event_id"] = "bad1"
+        create["item"]["content"][0]["audio"] = "not base64!"  # type: ignore[index]
+        await ws.send_str(orjson.dumps(create).decode())
+        error = await receive_json(ws)
+        assert error["error"]["code"] == "invalid_audio"
+        assert error["error"]["event_id"] == "bad1"
+        assert error["error"]["param"] == "item.content[0].audio"
+        assert upstream.received.empty()

@@ -45,6 +45,11 @@ AUDIO_DELTA = "response.output_audio.delta"
 AUDIO_DONE = "response.output_audio.done"
 RESPONSE_DONE = "response.done"
 SESSION_EVENTS = frozenset({"session.created", "session.updated"})
+_USAGE_EVENTS = frozenset({RESPONSE_DONE})
+ITEM_CREATE = "conversation.item.create"
+ITEM_EVENTS = frozenset(
+    {"conversation.item.added", "conversation.item.done", "conversation.item.retrieved"}
+)
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "total_tokens")
 _USAGE_DETAILS = (
     ("input_token_details", ("text_tokens", "audio_tokens", "cached_tokens")),
@@ -126,6 +131,10 @@ class SessionProtocol:
 
     def _set_input(self, fmt: AudioFormat) -> None:
         self._in = Converter(fmt, fmt.upstream_format())
+        # Items the upstream reports carry input audio in the upstream's format.
+        self._parsed_types = (
+            _USAGE_EVENTS if self._in.is_passthrough else _USAGE_EVENTS | ITEM_EVENTS
+        )
 
     def _set_output(self, fmt: AudioFormat) -> None:
         self._out = Converter(fmt.upstream_format(), fmt)
@@ -191,6 +200,16 @@ class SessionProtocol:
             return self._append(text, event, changed)
         if event_type == SESSION_UPDATE:
             changed = self._session_update(event) or changed
+        elif event_type == ITEM_CREATE and not self._in.is_passthrough:
+            event_id = event.get("event_id")
+            changed = (
+                self._convert_item_audio(
+                    event.get("item"),
+                    up=True,
+                    event_id=event_id if isinstance(event_id, str) else None,
+                )
+                or changed
+            )
         frame = dumps(event) if changed else text
         if event_type == COMMIT:
             # The resampler holds back a few tens of ms: the turn's end must reach the upstream.
@@ -251,7 +270,7 @@ class SessionProtocol:
     def from_upstream_text(self, text: str) -> Routed:
         """A text frame from the upstream: forwarded unchanged unless audio or protocol differ."""
         event_type = peek_type(text)
-        if self._upstream_passthrough and event_type != RESPONSE_DONE:
+        if self._upstream_passthrough and event_type not in self._parsed_types:
             if event_type == AUDIO_DELTA:
                 self.audio_ms_out += _b64_duration_ms(text, self._out.dst)
             return Routed(to_client=(text,), event_type=event_type)
@@ -293,6 +312,8 @@ class SessionProtocol:
             return frames, False
         if event_type in SESSION_EVENTS:
             return [event], self._client_view_of_session(event)
+        if event_type in ITEM_EVENTS and not (self._in.is_passthrough and self._out.is_passthrough):
+            return [event], self._convert_item_audio(event.get("item"), up=False)
         if event_type == RESPONSE_DONE:
             self._add_usage(event)
         return [event], False
@@ -322,6 +343,39 @@ class SessionProtocol:
             **fields,
             "delta": base64.b64encode(audio).decode(),
         }
+
+    def _convert_item_audio(self, item: object, *, up: bool, event_id: str | None = None) -> bool:
+        """Audio inside conversation items is in the sender's format too: an item a client
+        creates carries audio in its input format, and items the upstream reports carry audio in
+        the formats the upstream was told. Each clip is converted whole (a fresh converter,
+        flushed). Returns whether anything changed; invalid client audio raises ``invalid_audio``.
+        """
+        content = item.get("content") if isinstance(item, dict) else None
+        if not isinstance(content, list):
+            return False
+        changed = False
+        for index, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("audio"), str):
+                continue
+            is_input = part.get("type") == "input_audio"
+            client_fmt = self._in.src if is_input else self._out.dst
+            upstream_fmt = client_fmt.upstream_format()
+            if client_fmt == upstream_fmt:
+                continue
+            src, dst = (client_fmt, upstream_fmt) if up else (upstream_fmt, client_fmt)
+            try:
+                data = decode_audio_b64(
+                    part["audio"], src, param=f"item.content[{index}].audio", event_id=event_id
+                )
+            except ClientError:
+                if up:
+                    raise
+                continue  # the upstream's own audio: not ours to judge
+            converter = Converter(src, dst)
+            clip = converter.convert(data) + converter.flush()
+            content[index] = {**part, "audio": base64.b64encode(clip).decode()}
+            changed = True
+        return changed
 
     def _client_view_of_session(self, event: dict[str, Any]) -> bool:
         """Show the client the formats it declared, not the ones the upstream was told."""
