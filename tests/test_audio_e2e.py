@@ -328,3 +328,37 @@ async def test_audio_inside_conversation_items_is_converted_both_ways(
         assert error["error"]["event_id"] == "bad1"
         assert error["error"]["param"] == "item.content[0].audio"
         assert upstream.received.empty()
+
+
+async def test_response_output_format_override_follows_the_session(
+    bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(ws_url(bridge, "?output_audio_format=pcm16@16000")) as ws:
+        upstream = await fake_upstream.next_session()
+        same = {"type": "audio/pcm", "rate": 16000}
+        create = {"type": "response.create", "response": {"audio": {"output": {"format": same}}}}
+        await ws.send_str(orjson.dumps(create).decode())
+        told = orjson.loads(await upstream.next_text())
+        assert told["response"]["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+        other = {"type": "audio/pcmu"}
+        create = {
+            "type": "response.create",
+            "event_id": "r2",
+            "response": {"audio": {"output": {"format": other}}},
+        }
+        await ws.send_str(orjson.dumps(create).decode())
+        error = await receive_json(ws)
+        assert error["error"]["code"] == "unsupported_audio_format"
+        assert error["error"]["event_id"] == "r2"
+        await ws.send_str('{"type":"response.create"}')
+        assert orjson.loads(await upstream.next_text()) == {"type": "response.create"}
+
+
+async def test_native_output_override_on_a_native_session_is_forwarded_untouched(
+    bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+) -> None:
+    async with http.ws_connect(ws_url(bridge)) as ws:
+        upstream = await fake_upstream.next_session()
+        frame = '{"type":"response.create","response":{"audio":{"output":{"format":{"type":"audio/pcmu"}}}}}'
+        await ws.send_str(frame)
+        assert await upstream.next_text() == frame

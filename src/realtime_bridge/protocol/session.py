@@ -47,6 +47,7 @@ RESPONSE_DONE = "response.done"
 SESSION_EVENTS = frozenset({"session.created", "session.updated"})
 _USAGE_EVENTS = frozenset({RESPONSE_DONE})
 ITEM_CREATE = "conversation.item.create"
+RESPONSE_CREATE = "response.create"
 ITEM_EVENTS = frozenset(
     {"conversation.item.added", "conversation.item.done", "conversation.item.retrieved"}
 )
@@ -200,6 +201,8 @@ class SessionProtocol:
             return self._append(text, event, changed)
         if event_type == SESSION_UPDATE:
             changed = self._session_update(event) or changed
+        elif event_type == RESPONSE_CREATE:
+            changed = self._response_output_format(event) or changed
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
             event_id = event.get("event_id")
             changed = (
@@ -343,6 +346,34 @@ class SessionProtocol:
             **fields,
             "delta": base64.b64encode(audio).decode(),
         }
+
+    def _response_output_format(self, event: dict[str, Any]) -> bool:
+        """A per-response ``audio.output.format``: the bridge converts one output stream per
+        session, so the override must name the session's output format; it is then told to the
+        upstream in a format the upstream supports. Returns whether the event changed."""
+        response = event.get("response")
+        audio = response.get("audio") if isinstance(response, dict) else None
+        output = audio.get("output") if isinstance(audio, dict) else None
+        if not isinstance(output, dict) or "format" not in output:
+            return False
+        event_id = event.get("event_id")
+        param = "response.audio.output.format"
+        fmt = parse_ga_format(output["format"], param=param)
+        if fmt.upstream_format() == fmt and self._out.is_passthrough and not self.binary_audio:
+            return False  # nothing to convert either way: the upstream handles it as the API does
+        if fmt != self._out.dst:
+            raise ClientError(
+                ErrorCode.UNSUPPORTED_AUDIO_FORMAT,
+                f"A response's output format must be the session's ({self._out.dst}); "
+                f"change it with session.update instead of {fmt}.",
+                param=param,
+                event_id=event_id if isinstance(event_id, str) else None,
+            )
+        if fmt.upstream_format() == fmt:
+            return False
+        assert isinstance(audio, dict)
+        audio["output"] = {**output, "format": fmt.upstream_format().to_ga()}
+        return True
 
     def _convert_item_audio(self, item: object, *, up: bool, event_id: str | None = None) -> bool:
         """Audio inside conversation items is in the sender's format too: an item a client
