@@ -359,6 +359,9 @@ async def test_native_output_override_on_a_native_session_is_forwarded_untouched
 ) -> None:
     async with http.ws_connect(ws_url(bridge)) as ws:
         upstream = await fake_upstream.next_session()
-        frame = '{"type":"response.create","response":{"audio":{"output":{"format":{"type":"audio/pcmu"}}}}}'
+        frame = (
+            '{"type":"response.create",'
+            '"response":{"audio":{"output":{"format":{"type":"audio/pcmu"}}}}}'
+        )
         await ws.send_str(frame)
         assert await upstream.next_text() == frame
