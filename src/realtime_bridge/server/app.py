@@ -326,6 +326,7 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
         raise
     print(server.ready_line, file=out, flush=True)
     log.info(server.ready_line)
+    log.info("demo page: %s/  (health: %s/health)", server.state.http_url, server.state.http_url)
     await stop.wait()
     log.info("shutdown requested")
     took = await server.shutdown()
