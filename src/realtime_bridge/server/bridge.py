@@ -29,7 +29,7 @@ from realtime_bridge.errors import (
 from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
-from realtime_bridge.protocol.session import Routed, SessionProtocol
+from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.upstream.base import (
     Upstream,
@@ -180,7 +180,10 @@ class BridgeSession:
         return ending_for_error(error, "internal_error")
 
     async def _client_pump(self, upstream: UpstreamConnection) -> Ending | None:
+        # The hot loop: locals for everything touched per frame, no helper coroutines.
         client = self._client
+        receive = client.receive
+        send_upstream = upstream.send
         protocol = self._protocol
         traffic = self.record.client_to_upstream
         record = self.record
@@ -188,46 +191,50 @@ class BridgeSession:
         log = self._log
         debug = log.isEnabledFor(logging.DEBUG)
         while True:
-            msg = await client.receive()
+            msg = await receive()
             received_ns = time.perf_counter_ns()
             if msg.type is aiohttp.WSMsgType.TEXT:
-                text: str = msg.data
-                traffic.bytes += len(text)
-                routed = protocol.from_client_text(text)
+                routed = protocol.from_client_text(msg.data)
             elif msg.type is aiohttp.WSMsgType.BINARY:
-                traffic.bytes += len(msg.data)
                 routed = protocol.from_client_binary(msg.data)
             elif msg.type is aiohttp.WSMsgType.ERROR:
                 code = client.close_code or CloseCode.INTERNAL_ERROR
                 return Ending("client_protocol_error", code, str(msg.data)[:80], client_gone=True)
             else:
                 return Ending("client_closed", client.close_code or 1005, client_gone=True)
+            size = len(msg.data)
+            traffic.bytes += size
             traffic.events += 1
-            record.last_client_activity = time.monotonic()
+            now = record.last_client_activity = time.monotonic()
             if routed.error is not None:
                 log.info(
                     "client error",
                     extra={"code": routed.error.code.value, "detail": routed.error.message},
                 )
             elif debug:
-                log.debug(
-                    "client → upstream", extra={"type": routed.event_type, "bytes": len(msg.data)}
-                )
+                log.debug("client → upstream", extra={"type": routed.event_type, "bytes": size})
+            if routed.to_client:
+                await self._send_client(routed.to_client)
+            self._upstream_send_since = now
             try:
-                await self._deliver(routed, upstream)
+                for frame in routed.to_upstream:
+                    await send_upstream(frame)
             except UpstreamError:
                 return None
+            finally:
+                self._upstream_send_since = None
             if metrics is not None:
-                metrics.relayed(routed.event_type, len(msg.data), received_ns)
+                metrics.relayed(routed.event_type, size, received_ns)
 
     async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
+        receive = upstream.receive
         protocol = self._protocol
         traffic = self.record.upstream_to_client
         metrics = self._metrics.upstream_to_client if self._metrics else None
         log = self._log
         debug = log.isEnabledFor(logging.DEBUG)
         while True:
-            item = await upstream.receive()
+            item = await receive()
             received_ns = time.perf_counter_ns()
             if isinstance(item, UpstreamClosed):
                 return self._upstream_ending(item)
@@ -238,28 +245,20 @@ class BridgeSession:
                 log.debug(
                     "upstream → client", extra={"type": routed.event_type, "bytes": len(item)}
                 )
-            for frame in routed.to_client:
-                await self._send_client(frame)
+            await self._send_client(routed.to_client)
             if metrics is not None:
                 metrics.relayed(routed.event_type, len(item), received_ns)
 
-    async def _deliver(self, routed: Routed, upstream: UpstreamConnection) -> None:
-        for frame in routed.to_client:
-            await self._send_client(frame)
-        for frame in routed.to_upstream:
-            self._upstream_send_since = time.monotonic()
-            try:
-                await upstream.send(frame)
-            finally:
-                self._upstream_send_since = None
-
-    async def _send_client(self, frame: str | bytes) -> None:
+    async def _send_client(self, frames: tuple[str | bytes, ...]) -> None:
+        """Send frames to the client, stamping when the send began (for the stall check)."""
+        client = self._client
         self._client_send_since = time.monotonic()
         try:
-            if isinstance(frame, str):
-                await self._client.send_str(frame)
-            else:
-                await self._client.send_bytes(frame)
+            for frame in frames:
+                if isinstance(frame, str):
+                    await client.send_str(frame)
+                else:
+                    await client.send_bytes(frame)
         finally:
             self._client_send_since = None
 

@@ -39,7 +39,7 @@ class WebSocketConnection:
         self._closed: UpstreamClosed | None = None
 
     async def send(self, text: str) -> None:
-        if self._closed is not None or self._ws.closed:
+        if self._closed is not None:
             raise UpstreamError("the upstream connection is closed")
         try:
             await self._ws.send_str(text)
