@@ -47,6 +47,7 @@ test: lint typecheck pytest
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --bridge-metrics both
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/session_rules.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick
