@@ -435,3 +435,21 @@ def test_upstream_url_keeps_other_query_parameters() -> None:
         with_query("wss://h/v1/realtime", model="gpt realtime")
         == "wss://h/v1/realtime?model=gpt+realtime"
     )
+
+
+async def test_quiet_clients_get_keepalive_pings(
+    bridge: BridgeServer,
+    fake_upstream: FakeUpstream,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from realtime_bridge.server import bridge as bridge_module
+
+    monkeypatch.setattr(bridge_module, "CLIENT_PING_INTERVAL_S", 0.2)
+    async with http.ws_connect(ws_url(bridge), autoping=False) as ws:
+        await fake_upstream.next_session()
+        msg = await asyncio.wait_for(ws.receive(), 3)
+        assert msg.type is aiohttp.WSMsgType.PING
+        await ws.pong(msg.data)
+        # A pong is not a client message: the session's idle clock is not reset by it.
+        assert next(iter(bridge.registry)).client_to_upstream.events == 0

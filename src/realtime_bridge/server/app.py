@@ -39,8 +39,6 @@ SERVES_PAGE_KEY = web.AppKey("serves_page", bool)
 
 #: Subprotocols the bridge may select, and only when the client offered them.
 SELECTABLE_SUBPROTOCOLS = ("realtime",)
-#: Keep-alive pings to clients, like the API's own (about every 20 s).
-CLIENT_HEARTBEAT_S = 20.0
 #: After the grace period, how long sessions get to close once told to.
 FORCED_CLOSE_TIMEOUT_S = 3.0
 
@@ -97,7 +95,7 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     client = web.WebSocketResponse(
         protocols=SELECTABLE_SUBPROTOCOLS,
         max_msg_size=settings.max_message_bytes,
-        heartbeat=CLIENT_HEARTBEAT_S,
+        heartbeat=None,  # keep-alive pings come from the session's watchdog (bridge.py)
         compress=False,
     )
     client.headers["X-Bridge-Session-Id"] = session_id

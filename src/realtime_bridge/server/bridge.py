@@ -52,6 +52,10 @@ _MAX_REASON_BYTES = 123
 CLIENT_SEND_TIMEOUT_S = 10.0
 UPSTREAM_SEND_TIMEOUT_S = 10.0
 CLIENT_STALLED = "client_stalled"
+#: Keep-alive: a client quiet for this long gets a ping, as the API pings its clients (about
+#: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog rather than
+#: aiohttp's heartbeat, which schedules a loop callback for every frame received.
+CLIENT_PING_INTERVAL_S = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,7 @@ class BridgeSession:
         self.ending: Ending | None = None
         #: When the send in progress to each peer started (None: none in progress).
         self._client_send_since: float | None = None
+        self._last_ping = 0.0
         self._upstream_send_since: float | None = None
 
     def request_end(self, error: ClientError) -> None:
@@ -322,7 +327,12 @@ class BridgeSession:
             if stalled is not None:
                 self._log.warning("ending session: %s", stalled.close_message)
                 return stalled
-            timeout = min(idle_deadline, max_deadline, stall_check) - now
+            ping_at = max(record.last_client_activity, self._last_ping) + CLIENT_PING_INTERVAL_S
+            if now >= ping_at:
+                self._last_ping = now
+                await _quietly(self._client.ping())
+                continue
+            timeout = min(idle_deadline, max_deadline, stall_check, ping_at) - now
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(self._end_requested), timeout)
 
