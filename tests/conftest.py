@@ -38,6 +38,17 @@ async def running_bridge(
         await server.shutdown()
 
 
+def ws_url(server: BridgeServer, path: str = "/v1/realtime", query: str = "") -> str:
+    """The client WebSocket address of an in-process bridge."""
+    return f"ws://127.0.0.1:{server.ws_port}{path}{query}"
+
+
+async def wait_for_sessions(server: BridgeServer, count: int, within_s: float = 2.0) -> None:
+    """Await (no polling) until the bridge has exactly ``count`` live sessions."""
+    reached = await server.registry.wait_for_count(count, within_s)
+    assert reached, f"{len(server.registry)} sessions, expected {count}"
+
+
 @pytest.fixture
 async def fake_upstream() -> AsyncIterator[FakeUpstream]:
     async with running_fake_upstream() as fake:

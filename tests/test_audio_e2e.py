@@ -14,6 +14,7 @@ import pytest
 
 from realtime_bridge.audio import g711
 from realtime_bridge.server.app import BridgeServer
+from tests.conftest import ws_url
 from tests.fakes import FakeUpstream, UpstreamSession, receive_json
 
 Samples = npt.NDArray[np.float64]
@@ -45,10 +46,6 @@ def spectrum_peaks(x: Samples, rate: int, count: int = 2) -> list[float]:
         if len(peaks) == count:
             break
     return sorted(peaks)
-
-
-def ws_url(server: BridgeServer, query: str = "") -> str:
-    return f"ws://127.0.0.1:{server.ws_port}/v1/realtime{query}"
 
 
 def frames(data: bytes, size: int) -> list[bytes]:
@@ -142,7 +139,7 @@ async def test_pcm_client_at_other_rates_both_ways(
 async def test_ulaw_passes_through_and_binary_frames(
     bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
-    async with http.ws_connect(ws_url(bridge, "?audio=binary")) as ws:
+    async with http.ws_connect(ws_url(bridge, query="?audio=binary")) as ws:
         upstream = await fake_upstream.next_session()
         await ws.send_str(session_update({"type": "audio/pcmu"}, {"type": "audio/pcmu"}))
         told = orjson.loads(await upstream.next_text())
@@ -180,7 +177,7 @@ async def test_binary_frames_at_16k_are_resampled(
 
     async with (
         running_bridge(**openai_env) as server,
-        http.ws_connect(ws_url(server, "?input_audio_format=pcm16@16000")) as ws,
+        http.ws_connect(ws_url(server, query="?input_audio_format=pcm16@16000")) as ws,
     ):
         upstream = await fake_upstream.next_session()
         signal = to_pcm16(tone(16000, 0.5))
@@ -240,7 +237,7 @@ async def test_unsupported_query_format_is_refused_at_the_upgrade(
     bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-        await http.ws_connect(ws_url(bridge, "?input_audio_format=pcm16@11025"))
+        await http.ws_connect(ws_url(bridge, query="?input_audio_format=pcm16@11025"))
     assert refused.value.status == 400
     assert fake_upstream.connection_attempts == 0
 
@@ -296,7 +293,7 @@ async def test_audio_inside_conversation_items_is_converted_both_ways(
 ) -> None:
     """A 16 kHz client's input_audio item reaches the upstream as 24 kHz, and items the
     upstream reports (retrieve) come back at 16 kHz; a bad clip is refused, not forwarded."""
-    async with http.ws_connect(ws_url(bridge, "?input_audio_format=pcm16@16000")) as ws:
+    async with http.ws_connect(ws_url(bridge, query="?input_audio_format=pcm16@16000")) as ws:
         upstream = await fake_upstream.next_session()
         clip = to_pcm16(tone(16000, 0.5))
         create = {
@@ -333,7 +330,7 @@ async def test_audio_inside_conversation_items_is_converted_both_ways(
 async def test_response_output_format_override_follows_the_session(
     bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
-    async with http.ws_connect(ws_url(bridge, "?output_audio_format=pcm16@16000")) as ws:
+    async with http.ws_connect(ws_url(bridge, query="?output_audio_format=pcm16@16000")) as ws:
         upstream = await fake_upstream.next_session()
         same = {"type": "audio/pcm", "rate": 16000}
         create = {"type": "response.create", "response": {"audio": {"output": {"format": same}}}}

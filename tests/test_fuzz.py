@@ -23,9 +23,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import running_bridge
+from tests.conftest import running_bridge, wait_for_sessions, ws_url
 from tests.fakes import Behaviour, FakeUpstream, UpstreamSession, running_fake_upstream
-from tests.test_security import wait_for_sessions, ws_url
 
 #: The error codes SPEC §4 lists; the bridge raises no other.
 SPEC_CODES = frozenset(

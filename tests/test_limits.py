@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, bridge_settings, running_bridge
+from tests.conftest import TEST_KEY, bridge_settings, running_bridge, wait_for_sessions, ws_url
 from tests.fakes import FakeUpstream, UpstreamSession, echo, receive_json
-from tests.test_security import refused_upgrade, wait_for_sessions, ws_url
+from tests.test_security import refused_upgrade
 
 ADMIN = "adm-limits-77aa11bb"
 

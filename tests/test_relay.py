@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, running_bridge
+from tests.conftest import TEST_KEY, running_bridge, wait_for_sessions, ws_url
 from tests.fakes import (
     FakeUpstream,
     UpstreamSession,
@@ -20,15 +20,6 @@ from tests.fakes import (
     silent,
     stalled_tcp_server,
 )
-
-
-def ws_url(server: BridgeServer, path: str = "/v1/realtime", query: str = "") -> str:
-    return f"ws://127.0.0.1:{server.ws_port}{path}{query}"
-
-
-async def wait_for_sessions(server: BridgeServer, count: int, within_s: float = 2.0) -> None:
-    reached = await server.registry.wait_for_count(count, within_s)
-    assert reached, f"{len(server.registry)} sessions, expected {count}"
 
 
 async def test_handshake_seen_by_upstream(

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,24 +29,12 @@ from realtime_bridge.server.admission import (
     token_fingerprint,
     token_matches,
 )
-from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, running_bridge
+from tests.conftest import TEST_KEY, running_bridge, wait_for_sessions, ws_url
 from tests.fakes import FakeUpstream, echo, receive_json
 
 TOKENS = ("tok-alpha-7f3c9e21d4", "tok-beta-0b8a6655aa")
 ADMIN = "adm-secret-5e1f00c9"
 APP_ORIGIN = "https://app.example.com"
-
-
-def ws_url(server: BridgeServer, path: str = "/v1/realtime", query: str = "") -> str:
-    return f"ws://127.0.0.1:{server.ws_port}{path}{query}"
-
-
-async def wait_for_sessions(server: BridgeServer, count: int, within_s: float = 2.0) -> None:
-    deadline = time.monotonic() + within_s
-    while len(server.registry) != count:
-        assert time.monotonic() < deadline, f"{len(server.registry)} sessions, expected {count}"
-        await asyncio.sleep(0.01)
 
 
 async def refused_upgrade(

@@ -23,9 +23,8 @@ from aiohttp import web
 
 from realtime_bridge.server import bridge as bridge_module
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, bridge_settings, running_bridge
+from tests.conftest import TEST_KEY, bridge_settings, running_bridge, wait_for_sessions
 from tests.fakes import UpstreamSession, receive_json, running_fake_upstream
-from tests.test_security import wait_for_sessions
 
 STREAM_BYTES = 64 * 1024 * 1024
 RSS_GROWTH_LIMIT_MB = 64.0
