@@ -201,3 +201,17 @@ async def test_hand_written_beta_client_ulaw_in_pcm16_out(port: int) -> None:
         assert len(audio) > 24000
         samples = np.frombuffer(audio, dtype="<i2").astype(np.float64)
         assert np.sqrt(np.mean(samples**2)) > 300  # speech-like signal, not silence
+
+
+async def test_dropped_beta_fields_are_debug_logged(captured_logs: list[str]) -> None:
+    async with bridge_port("local") as p, aiohttp.ClientSession() as http:
+        async with http.ws_connect(
+            f"ws://127.0.0.1:{p}/v1/realtime", headers={"OpenAI-Beta": "realtime=v1"}
+        ) as ws:
+            events = BetaEvents(ws.receive_str)
+            await events.until("session.created")
+            await ws.send_str('{"type":"session.update","session":{"temperature":0.6}}')
+            await events.until("session.updated")
+    dropped = [line for line in captured_logs if "were dropped" in line]
+    assert len(dropped) == 1
+    assert "fields=session.temperature" in dropped[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import orjson
@@ -132,8 +132,3 @@ def setup_logging(
 
 def session_logger(session_id: str, **fields: Any) -> SessionLogger:
     return SessionLogger(get_logger("session"), {"session_id": session_id, **fields})
-
-
-def log_fields(mapping: Mapping[str, Any]) -> str:
-    """Render fields for a text message in a stable order (used in session end lines)."""
-    return " ".join(f"{key}={value}" for key, value in mapping.items())

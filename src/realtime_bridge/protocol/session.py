@@ -69,6 +69,7 @@ class Routed:
     to_client: tuple[Frame, ...] = _NO_FRAMES
     event_type: str | None = None
     error: ClientError | None = None  # the error the bridge answered the frame with, if any
+    dropped_fields: tuple[str, ...] = ()  # beta fields GA has no place for (debug-logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,6 @@ class SessionProtocol:
         self.audio_ms_in = 0.0
         self.audio_ms_out = 0.0
         self.usage: dict[str, int] = {}
-        self.dropped_fields: tuple[str, ...] = ()
         self._set_input(options.input_format)
         self._set_output(options.output_format)
 
@@ -190,13 +190,19 @@ class SessionProtocol:
                 self._protocol_decided = True
             elif event_type == SESSION_UPDATE:
                 self._protocol_decided = True
-        changed = False
-        if self.beta:
-            result = beta_to_ga(event)
-            if result.changed:
-                event, changed = result.event, True
-                event_type = event["type"]
-            self.dropped_fields = result.dropped_fields
+        if not self.beta:
+            return self._route_ga_event(text, event, event_type, changed=False)
+        result = beta_to_ga(event)
+        if result.changed:
+            event = result.event
+        routed = self._route_ga_event(text, event, event["type"], changed=result.changed)
+        routed.dropped_fields = result.dropped_fields
+        return routed
+
+    def _route_ga_event(
+        self, text: str, event: dict[str, Any], event_type: str, *, changed: bool
+    ) -> Routed:
+        """A client event in GA shape: audio and format rules, then the frame to forward."""
         if event_type == APPEND:
             return self._append(text, event, changed)
         if event_type == SESSION_UPDATE:

@@ -218,6 +218,11 @@ class BridgeSession:
                 )
             elif debug:
                 log.debug("client → upstream", extra={"type": routed.event_type, "bytes": size})
+                if routed.dropped_fields:
+                    log.debug(
+                        "beta fields GA has no place for were dropped",
+                        extra={"fields": ",".join(routed.dropped_fields)},
+                    )
             if routed.to_client:
                 await self._send_client(routed.to_client)
             self._upstream_send_since = now
