@@ -60,7 +60,7 @@ ALL_CONFIGS = (
     "websockets+uvloop",
     "bridge",
 )
-EXTRA_CONFIGS = ("node-parse", "bridge-nometrics")
+EXTRA_CONFIGS = ("node-parse", "bridge-nometrics", "picows+uvloop")
 READY_RELAY = r"relay listening (\d+)"
 READY_BRIDGE = r"realtime-bridge listening ws://[^\s:]+:(\d+)"
 

@@ -26,15 +26,43 @@ class UpstreamClosed:
     reason: str = ""
 
 
-class UpstreamConnection(Protocol):
-    """One open upstream session: send text events, receive text events until it closes."""
+class UpstreamSink(Protocol):
+    """Where an upstream connection delivers what happens on it (the bridge session).
 
-    async def send(self, text: str) -> None:
+    Calls are made from the event loop's callbacks, synchronously and in the order things
+    happened, so the relay never pays a task switch per event.
+    """
+
+    def upstream_text(self, text: str) -> None:
+        """One event (a JSON text frame) from the upstream."""
+        ...
+
+    def upstream_closed(self, closed: UpstreamClosed) -> None:
+        """The upstream ended (called once, and never after the bridge's own ``close``)."""
+        ...
+
+    def upstream_writable(self, writable: bool) -> None:
+        """Backpressure: False when the upstream stopped taking data, True when it resumed."""
+        ...
+
+
+class UpstreamConnection(Protocol):
+    """One open upstream session: a duplex channel of text events, driven by callbacks."""
+
+    def attach(self, sink: UpstreamSink) -> None:
+        """Start delivering to ``sink``; what arrived before is delivered first, in order."""
+        ...
+
+    def send(self, text: str) -> None:
         """Send one event (a JSON text frame). Raises UpstreamError if the channel is gone."""
         ...
 
-    async def receive(self) -> str | UpstreamClosed:
-        """The next event from the upstream, or how it closed (then every later call too)."""
+    def pause_reading(self) -> None:
+        """Stop delivering events (the client is not keeping up); they wait upstream."""
+        ...
+
+    def resume_reading(self) -> None:
+        """Deliver events again after :meth:`pause_reading`."""
         ...
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
