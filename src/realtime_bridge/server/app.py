@@ -10,207 +10,64 @@ import time
 from types import TracebackType
 from typing import TextIO
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
-from realtime_bridge.metrics import BridgeMetrics, SessionMetrics, SessionSource
-from realtime_bridge.observability import get_logger, session_logger
-from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
-from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
+from realtime_bridge.metrics import BridgeMetrics
+from realtime_bridge.observability import get_logger
 from realtime_bridge.server.admin import add_admin_routes
-from realtime_bridge.server.admission import admit, install_log_filters, own_origins
-from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
+from realtime_bridge.server.admission import install_log_filters
+from realtime_bridge.server.endpoint import SessionEndpoint, quiet_picows_logs
 from realtime_bridge.server.http import (
     STATE_KEY,
+    Handler,
     ServerState,
     add_http_routes,
     error_response,
     json_errors,
 )
-from realtime_bridge.server.page import add_page_routes, page_index
-from realtime_bridge.server.sessions import SessionRecord, SessionRegistry, new_session_id
+from realtime_bridge.server.listeners import listen_sessions, listen_shared
+from realtime_bridge.server.page import add_page_routes
+from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
 
 log = get_logger("server")
 
-SERVES_PAGE_KEY = web.AppKey("serves_page", bool)
-
-#: Subprotocols the bridge may select, and only when the client offered them.
-SELECTABLE_SUBPROTOCOLS = ("realtime",)
 #: After the grace period, how long sessions get to close once told to.
 FORCED_CLOSE_TIMEOUT_S = 3.0
 
 
-def is_websocket_upgrade(request: web.Request) -> bool:
-    return (
-        request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-        and "upgrade" in request.headers.get(hdrs.CONNECTION, "").lower()
+async def upgrade_required(request: web.Request) -> web.Response:
+    """A plain GET of the session path on a shared port: it speaks WebSocket only."""
+    return error_response(
+        426,
+        "upgrade_required",
+        "This endpoint speaks the Realtime protocol over WebSocket.",
+        Upgrade="websocket",
     )
 
 
-async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
-    """``/`` and ``/v1/realtime``: a client session (or, for plain GETs of ``/``, the page)."""
-    state = request.app[STATE_KEY]
-    if not is_websocket_upgrade(request):
-        if request.path == "/" and request.app.get(SERVES_PAGE_KEY, False):
-            return await page_index(request)  # one listener: the demo page shares "/"
-        return error_response(
-            426,
-            "upgrade_required",
-            "This endpoint speaks the Realtime protocol over WebSocket.",
-            Upgrade="websocket",
-        )
-    settings = state.settings
-    # SPEC §8: origin (403), then token (401) — before anything else, and in particular before
-    # any upstream connection is opened. Load (draining, full) is not revealed to strangers.
-    try:
-        admitted = admit(
-            headers=request.headers,
-            query=request.query,
-            api_keys=settings.bridge_api_keys,
-            allowed_origins=settings.allowed_origins,
-            own=own_origins(state.http_url, settings.host, request.host),
-        )
-    except ClientError as refusal:
-        log.info(
-            "client refused",
-            extra={"code": refusal.code.value, "client": request.remote or "unknown"},
-        )
-        return _refuse(refusal.code, refusal.message, state)
-    if state.draining:
-        return _refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.", state)
-    if state.registry.full:
-        return _refuse(
-            ErrorCode.SESSION_LIMIT_REACHED,
-            f"The bridge is at its limit of {settings.max_sessions} concurrent sessions.",
-            state,
-        )
-    try:
-        options = handshake_options(request)
-    except ClientError as exc:
-        return error_response(exc.http_status, exc.code.value, exc.message)
-    session_id = new_session_id()
-    client = web.WebSocketResponse(
-        protocols=SELECTABLE_SUBPROTOCOLS,
-        max_msg_size=settings.max_message_bytes,
-        heartbeat=None,  # keep-alive pings come from the session's watchdog (bridge.py)
-        compress=False,
-    )
-    client.headers["X-Bridge-Session-Id"] = session_id
-    await client.prepare(request)
-    record = SessionRecord(
-        id=session_id,
-        client=request.remote or "unknown",
-        model=request.query.get("model") or settings.openai_model,
-        upstream=state.upstream.kind,
-    )
-    slog = session_logger(session_id)
-    rules = SessionProtocol(options)
-    session_metrics = SessionMetrics() if state.metrics is not None else None
-    state.registry.add(record)
-    if state.metrics is not None and session_metrics is not None:
-        state.metrics.session_started(session_id, SessionSource(session_metrics, rules))
-    start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
-    if admitted.token_id is not None:
-        start_fields["client_token"] = admitted.token_id
-    slog.info("session start", extra=start_fields)
-    session = BridgeSession(
-        record=record,
-        client=client,
-        upstream=state.upstream,
-        idle_timeout_s=settings.session_idle_timeout_s,
-        max_duration_s=settings.session_max_duration_s,
-        log=slog,
-        protocol=rules,
-        metrics=session_metrics,
-        on_connected=state.metrics.upstream_connected if state.metrics is not None else None,
-    )
-    try:
-        ending = await session.run()
-    finally:
-        state.registry.remove(record)
-        if state.metrics is not None:
-            last = session.ending
-            state.metrics.session_ended(
-                session_id,
-                last.reason if last else "internal_error",
-                last.close_code if last else 1011,
-                last.error.code.value if last and last.error else None,
-            )
-    _drop_unread_connection(request, stalled=ending.reason == CLIENT_STALLED)
-    slog.info(
-        "session end",
-        extra={
-            "reason": ending.reason,
-            "close_code": ending.close_code,
-            "protocol": record.protocol,
-            "duration_s": round(record.duration_s, 3),
-            "bytes_in": record.client_to_upstream.bytes,
-            "bytes_out": record.upstream_to_client.bytes,
-            "events_in": record.client_to_upstream.events,
-            "events_out": record.upstream_to_client.events,
-            "audio_in_s": record.audio_seconds["client_to_upstream"],
-            "audio_out_s": record.audio_seconds["upstream_to_client"],
-            "usage": record.usage,
-        },
-    )
-    return client
+@web.middleware
+async def one_request_per_connection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """On a shared port a connection is routed by its first request (listeners.py), so an HTTP
+    connection must not be reused for a WebSocket upgrade: each response closes it."""
+    response = await handler(request)
+    response.force_close()
+    return response
 
 
-def handshake_options(request: web.Request) -> HandshakeOptions:
-    """Formats, binary audio and protocol version as the client declared them when connecting."""
-    offered = (p.strip() for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(","))
-    beta = is_beta_header_value(request.headers.get("OpenAI-Beta")) or offers_beta_subprotocol(
-        offered
-    )
-    return HandshakeOptions.from_query(request.query, beta=beta)
-
-
-def _drop_unread_connection(request: web.Request, *, stalled: bool) -> None:
-    """A client that stopped reading would keep its socket and unsent buffer forever (asyncio
-    flushes before closing): a stalled one is dropped now; one whose last frames are still
-    unsent gets ``FORCED_CLOSE_TIMEOUT_S`` to take them, then is dropped."""
-    transport = request.transport
-    if transport is None:
-        return
-    if stalled:
-        transport.abort()
-    elif transport.get_write_buffer_size():
-        asyncio.get_running_loop().call_later(
-            FORCED_CLOSE_TIMEOUT_S, _abort_if_unflushed, transport
-        )
-
-
-def _abort_if_unflushed(transport: asyncio.Transport) -> None:
-    with contextlib.suppress(Exception):  # the transport may be long gone by now
-        if transport.get_write_buffer_size():
-            transport.abort()
-
-
-def _refuse(code: ErrorCode, message: str, state: ServerState | None = None) -> web.Response:
-    if state is not None and state.metrics is not None:
-        state.metrics.refused(code.value)
-    error = ClientError(code, message)
-    headers = {"WWW-Authenticate": 'Bearer realm="realtime-bridge"'}
-    if code is not ErrorCode.UNAUTHORIZED:
-        headers = {}
-    return error_response(error.http_status, code.value, message, **headers)
-
-
-def build_app(state: ServerState, *, websocket: bool, http: bool) -> web.Application:
-    install_log_filters()
-    app = web.Application(middlewares=[json_errors], handler_args={"max_field_size": 16384})
+def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
+    """The HTTP API (on a shared port, WebSocket upgrades never reach it)."""
+    middlewares = [one_request_per_connection, json_errors] if shared else [json_errors]
+    app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 16384})
     app[STATE_KEY] = state
-    if websocket:
-        app.router.add_get("/", websocket_endpoint)
-        app.router.add_get("/v1/realtime", websocket_endpoint)
-    if http:
-        add_http_routes(app)
-        add_page_routes(app)
-        app[SERVES_PAGE_KEY] = True
-        add_admin_routes(app)
+    add_http_routes(app)
+    add_page_routes(app)
+    add_admin_routes(app)
+    if shared:
+        app.router.add_get("/v1/realtime", upgrade_required)
     return app
 
 
@@ -228,34 +85,37 @@ class BridgeServer:
             metrics=BridgeMetrics() if settings.metrics_enabled else None,
         )
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
+        self.endpoint = SessionEndpoint(self.state)
         self.ws_port = 0
         self.http_port = 0
 
     async def start(self) -> None:
         s = self.settings
+        install_log_filters()
+        quiet_picows_logs()
         if s.single_listener:
-            ws_runner = await self._listen(
-                build_app(self.state, websocket=True, http=True), s.ws_port
+            runner = await self._http_runner(build_app(self.state, shared=True))
+            server = await listen_shared(
+                self.endpoint, runner, s.host, s.ws_port, s.max_message_bytes
             )
-            http_runner = ws_runner
+            self._servers.append(server)
+            self.ws_port = self.http_port = _bound_port(server)
         else:
-            ws_runner = await self._listen(
-                build_app(self.state, websocket=True, http=False), s.ws_port
-            )
-            http_runner = await self._listen(
-                build_app(self.state, websocket=False, http=True), s.http_port
-            )
-        self.ws_port = _bound_port(ws_runner)
-        self.http_port = _bound_port(http_runner)
+            server = await listen_sessions(self.endpoint, s.host, s.ws_port, s.max_message_bytes)
+            self._servers.append(server)
+            self.ws_port = _bound_port(server)
+            runner = await self._http_runner(build_app(self.state))
+            site = web.TCPSite(runner, s.host, s.http_port, reuse_address=True)
+            await site.start()
+            self.http_port = int(runner.addresses[0][1])
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
 
-    async def _listen(self, app: web.Application, port: int) -> web.AppRunner:
+    async def _http_runner(self, app: web.Application) -> web.AppRunner:
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         self._runners.append(runner)
-        site = web.TCPSite(runner, self.settings.host, port, reuse_address=True)
-        await site.start()
         return runner
 
     @property
@@ -281,6 +141,9 @@ class BridgeServer:
                     ClientError(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
                 )
                 await self.registry.wait_empty(FORCED_CLOSE_TIMEOUT_S)
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -300,9 +163,8 @@ class BridgeServer:
         await self.shutdown()
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    address = runner.addresses[0]
-    return int(address[1])
+def _bound_port(server: asyncio.Server) -> int:
+    return int(server.sockets[0].getsockname()[1])
 
 
 def _url_host(host: str) -> str:

@@ -1,8 +1,10 @@
-"""One client ⇄ one upstream: two pumps and a watchdog; the first to finish decides the ending.
+"""One client ⇄ one upstream: frames relayed from socket callbacks, plus a watchdog.
 
-Each pump returns an :class:`Ending` (or None when it has nothing to say, e.g. its peer
-vanished and the other pump will report how); the session then sends the client the error
-event that goes with the ending, closes both sockets with the right codes, and returns.
+Both sockets deliver whole messages to :class:`BridgeSession` through callbacks, which route
+each one (:class:`SessionProtocol`) and send the result on in the same call: no queue and no
+task switch per event, which is most of what a relay's CPU per message is spent on. The first
+:class:`Ending` reported (by either side, the watchdog, or the server) wins; the session then
+sends the client the error event that goes with it and closes both sockets with the right codes.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from realtime_bridge.errors import (
     ERROR_POLICY,
     ClientError,
@@ -29,7 +28,8 @@ from realtime_bridge.errors import (
 from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
-from realtime_bridge.protocol.session import SessionProtocol
+from realtime_bridge.protocol.session import Routed, SessionProtocol
+from realtime_bridge.server.channel import ClientConnection, ClientGone
 from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.upstream.base import (
     Upstream,
@@ -40,21 +40,17 @@ from realtime_bridge.upstream.base import (
 
 #: How long closing the upstream may take after the client left (SPEC §9: within a second).
 UPSTREAM_CLOSE_TIMEOUT_S = 1.0
-#: How long to wait for the upstream pump to explain a failed send before giving up on it.
-UPSTREAM_EXPLAIN_TIMEOUT_S = 1.0
-_MAX_REASON_BYTES = 123
-#: Bounded buffers (SPEC §8): a send that cannot complete for this long means the peer stopped
-#: reading. Until then backpressure holds (aiohttp's writers await drain past their buffer limit
-#: and its readers pause the socket), so memory stays bounded; past it the watchdog ends the
-#: session (within 1.5x the timeout): a stalled client with close 1013 and no error event (it
-#: would not be read; the socket is then aborted), a stalled upstream with
-#: ``upstream_unavailable`` and close 1014. Sends only stamp the time (no timer per send).
+#: Bounded buffers (SPEC §8): when a peer's socket buffer passes its high-water mark, the
+#: other side stops being read (TCP pushes back on it), so memory stays bounded. A peer that
+#: takes nothing for this long has stopped reading: the watchdog ends the session (within 1.5x
+#: the timeout): a stalled client with close 1013 and no error event (it would not be read; the
+#: socket is then aborted), a stalled upstream with ``upstream_unavailable`` and close 1014.
 CLIENT_SEND_TIMEOUT_S = 10.0
 UPSTREAM_SEND_TIMEOUT_S = 10.0
 CLIENT_STALLED = "client_stalled"
 #: Keep-alive: a client quiet for this long gets a ping, as the API pings its clients (about
-#: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog rather than
-#: aiohttp's heartbeat, which schedules a loop callback for every frame received.
+#: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog, which needs
+#: no timer per frame.
 CLIENT_PING_INTERVAL_S = 20.0
 
 
@@ -82,13 +78,19 @@ def ending_for_error(error: ClientError, reason: str) -> Ending:
 
 
 class BridgeSession:
-    """Relays one client session; create, then ``await run()``."""
+    """Relays one client session; create, then ``await run()``.
+
+    The relay itself is callbacks: the client's and the upstream's frames arrive through
+    :meth:`client_text` / :meth:`upstream_text` (called by the sockets' protocol objects) and are
+    routed and sent on in the same call. ``run`` connects the upstream, then waits for the
+    ending while acting as the watchdog (idle and maximum lifetime, stalled peers, keep-alive).
+    """
 
     def __init__(
         self,
         *,
         record: SessionRecord,
-        client: web.WebSocketResponse,
+        client: ClientConnection,
         upstream: Upstream,
         idle_timeout_s: float,
         max_duration_s: float,
@@ -99,39 +101,47 @@ class BridgeSession:
     ) -> None:
         self.record = record
         self._client = client
-        self._upstream = upstream
+        self._upstream_kind = upstream
+        self._upstream: UpstreamConnection | None = None
         self._idle_timeout_s = idle_timeout_s
         self._max_duration_s = max_duration_s
         self._log = log
+        self._debug = log.isEnabledFor(logging.DEBUG)
         self._protocol = protocol or SessionProtocol()
         self._metrics = metrics
+        self._to_upstream_metrics = metrics.client_to_upstream if metrics else None
+        self._to_client_metrics = metrics.upstream_to_client if metrics else None
         self._on_connected = on_connected
         record.rules = self._protocol
-        self._end_requested: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
+        self._ended: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
         self.ending: Ending | None = None
-        #: When the send in progress to each peer started (None: none in progress).
-        self._client_send_since: float | None = None
+        #: Since when each peer has not been taking data (None: it is); for the stall check.
+        self._client_paused_since: float | None = None
+        self._upstream_paused_since: float | None = None
         self._last_ping = 0.0
-        self._upstream_send_since: float | None = None
 
     def request_end(self, error: ClientError) -> None:
         """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
-        if not self._end_requested.done():
-            self._end_requested.set_result(ending_for_error(error, "ended_by_server"))
+        self._end(ending_for_error(error, "ended_by_server"))
+
+    def _end(self, ending: Ending) -> None:
+        """The first ending wins; ``run`` then closes both sides."""
+        if not self._ended.done():
+            self._ended.set_result(ending)
 
     async def run(self) -> Ending:
         request = UpstreamRequest(session_id=self.record.id, model=self.record.model)
         started = time.monotonic()
-        connect = asyncio.ensure_future(self._upstream.connect(request))
-        waiters: set[asyncio.Future[Any]] = {connect, self._end_requested}
+        connect = asyncio.ensure_future(self._upstream_kind.connect(request))
+        waiters: set[asyncio.Future[Any]] = {connect, self._ended}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if self._end_requested.done():
+        if self._ended.done():
             connect.cancel()
             late: UpstreamConnection | None = None
             with contextlib.suppress(asyncio.CancelledError, UpstreamUnavailable):
                 late = await connect
-            return await self._finish(self._end_requested.result(), late)
+            return await self._finish(self._ended.result(), late)
         try:
             upstream = connect.result()
         except UpstreamUnavailable as exc:
@@ -141,147 +151,133 @@ class BridgeSession:
         self._log.debug("upstream connected in %.3f s", connect_s)
         if self._on_connected is not None:
             self._on_connected(connect_s)
-        ending = await self._relay(upstream)
+        self._upstream = upstream
+        upstream.attach(self)
+        self._client.attach(self)
+        ending = await self._watch()
         return await self._finish(ending, upstream)
 
-    async def _relay(self, upstream: UpstreamConnection) -> Ending:
-        tasks = {
-            asyncio.create_task(self._client_pump(upstream), name="client_pump"),
-            asyncio.create_task(self._upstream_pump(upstream), name="upstream_pump"),
-            asyncio.create_task(self._watchdog(), name="watchdog"),
-        }
-        ending: Ending | None = None
-        pending = tasks
-        try:
-            while ending is None and pending:
-                done, pending = await asyncio.wait(
-                    pending,
-                    return_when=asyncio.FIRST_COMPLETED,
-                    timeout=None if len(pending) == len(tasks) else UPSTREAM_EXPLAIN_TIMEOUT_S,
-                )
-                if not done:
-                    break
-                for task in done:
-                    ending = ending or self._task_ending(task)
-        finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        if ending is None:
-            error = ClientError(ErrorCode.UPSTREAM_CLOSED, "The upstream connection was lost.")
-            ending = ending_for_error(error, "upstream_lost")
-        return ending
+    # -- client → upstream ------------------------------------------------------------------------
 
-    def _task_ending(self, task: asyncio.Task[Ending | None]) -> Ending | None:
-        if task.cancelled():
-            return None
-        exc = task.exception()
-        if exc is None:
-            return task.result()
-        self._log.error(
-            "unexpected error in %s", task.get_name(), exc_info=(type(exc), exc, exc.__traceback__)
-        )
-        error = ClientError(ErrorCode.INTERNAL_ERROR, "The bridge hit an internal error.")
-        return ending_for_error(error, "internal_error")
+    def client_text(self, text: str) -> None:
+        self._from_client(self._protocol.from_client_text, text, len(text))
 
-    async def _client_pump(self, upstream: UpstreamConnection) -> Ending | None:
-        # The hot loop: locals for everything touched per frame, no helper coroutines.
-        client = self._client
-        receive = client.receive
-        send_upstream = upstream.send
-        protocol = self._protocol
-        traffic = self.record.client_to_upstream
+    def client_binary(self, data: bytes) -> None:
+        self._from_client(self._protocol.from_client_binary, data, len(data))
+
+    def _from_client(self, route: Callable[[Any], Routed], data: str | bytes, size: int) -> None:
+        received_ns = time.perf_counter_ns()
         record = self.record
-        metrics = self._metrics.client_to_upstream if self._metrics else None
-        log = self._log
-        debug = log.isEnabledFor(logging.DEBUG)
-        while True:
-            msg = await receive()
-            received_ns = time.perf_counter_ns()
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                routed = protocol.from_client_text(msg.data)
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                routed = protocol.from_client_binary(msg.data)
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                code = client.close_code or CloseCode.INTERNAL_ERROR
-                return Ending("client_protocol_error", code, str(msg.data)[:80], client_gone=True)
-            else:
-                return Ending("client_closed", client.close_code or 1005, client_gone=True)
-            size = len(msg.data)
-            traffic.bytes += size
-            traffic.events += 1
-            now = record.last_client_activity = time.monotonic()
+        traffic = record.client_to_upstream
+        traffic.bytes += size
+        traffic.events += 1
+        record.last_client_activity = time.monotonic()
+        try:
+            routed = route(data)
             if routed.error is not None:
-                log.info(
+                self._log.info(
                     "client error",
                     extra={"code": routed.error.code.value, "detail": routed.error.message},
                 )
-            elif debug:
-                log.debug("client → upstream", extra={"type": routed.event_type, "bytes": size})
+            elif self._debug:
+                self._log.debug(
+                    "client → upstream", extra={"type": routed.event_type, "bytes": size}
+                )
                 if routed.dropped_fields:
-                    log.debug(
+                    self._log.debug(
                         "beta fields GA has no place for were dropped",
                         extra={"fields": ",".join(routed.dropped_fields)},
                     )
             if routed.to_client:
-                await self._send_client(routed.to_client)
-            self._upstream_send_since = now
-            try:
+                self._send_client(routed.to_client)
+            upstream = self._upstream
+            if upstream is not None:
                 for frame in routed.to_upstream:
-                    await send_upstream(frame)
-            except UpstreamError:
-                return None
-            finally:
-                self._upstream_send_since = None
-            if metrics is not None:
-                metrics.relayed(routed.event_type, size, received_ns)
+                    upstream.send(frame)
+        except UpstreamError:
+            return  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("routing a client event")
+            return
+        if self._to_upstream_metrics is not None:
+            self._to_upstream_metrics.relayed(routed.event_type, size, received_ns)
 
-    async def _upstream_pump(self, upstream: UpstreamConnection) -> Ending | None:
-        receive = upstream.receive
-        protocol = self._protocol
+    def client_gone(self, gone: ClientGone) -> None:
+        if gone.error is not None:
+            self._end(Ending("client_protocol_error", gone.code, gone.error, client_gone=True))
+        else:
+            self._end(Ending("client_closed", gone.code, gone.reason, client_gone=True))
+
+    def client_writable(self, writable: bool) -> None:
+        """The client's socket buffer crossed its high (False) or low (True) water mark: stop
+        or resume reading the upstream, so a slow client holds the upstream back."""
+        upstream = self._upstream
+        if writable:
+            self._client_paused_since = None
+            if upstream is not None:
+                upstream.resume_reading()
+        else:
+            self._client_paused_since = time.monotonic()
+            if upstream is not None:
+                upstream.pause_reading()
+
+    # -- upstream → client ------------------------------------------------------------------------
+
+    def upstream_text(self, text: str) -> None:
+        received_ns = time.perf_counter_ns()
         traffic = self.record.upstream_to_client
-        metrics = self._metrics.upstream_to_client if self._metrics else None
-        log = self._log
-        debug = log.isEnabledFor(logging.DEBUG)
-        while True:
-            item = await receive()
-            received_ns = time.perf_counter_ns()
-            if isinstance(item, UpstreamClosed):
-                return self._upstream_ending(item)
-            traffic.bytes += len(item)
-            traffic.events += 1
-            routed = protocol.from_upstream_text(item)
-            if debug:
-                log.debug(
-                    "upstream → client", extra={"type": routed.event_type, "bytes": len(item)}
-                )
-            await self._send_client(routed.to_client)
-            if metrics is not None:
-                metrics.relayed(routed.event_type, len(item), received_ns)
-
-    async def _send_client(self, frames: tuple[str | bytes, ...]) -> None:
-        """Send frames to the client, stamping when the send began (for the stall check)."""
-        client = self._client
-        self._client_send_since = time.monotonic()
+        traffic.bytes += len(text)
+        traffic.events += 1
         try:
-            for frame in frames:
-                if isinstance(frame, str):
-                    await client.send_str(frame)
-                else:
-                    await client.send_bytes(frame)
-        finally:
-            self._client_send_since = None
+            routed = self._protocol.from_upstream_text(text)
+            if self._debug:
+                self._log.debug(
+                    "upstream → client", extra={"type": routed.event_type, "bytes": len(text)}
+                )
+            self._send_client(routed.to_client)
+        except Exception:
+            self._internal_error("routing an upstream event")
+            return
+        if self._to_client_metrics is not None:
+            self._to_client_metrics.relayed(routed.event_type, len(text), received_ns)
+
+    def upstream_closed(self, closed: UpstreamClosed) -> None:
+        self._end(self._upstream_ending(closed))
+
+    def upstream_writable(self, writable: bool) -> None:
+        """Backpressure the other way: an upstream not taking data holds the client back."""
+        if writable:
+            self._upstream_paused_since = None
+            self._client.resume_reading()
+        else:
+            self._upstream_paused_since = time.monotonic()
+            self._client.pause_reading()
+
+    def _send_client(self, frames: tuple[str | bytes, ...]) -> None:
+        client = self._client
+        for frame in frames:
+            if isinstance(frame, str):
+                client.send_text(frame)
+            else:
+                client.send_bytes(frame)
+
+    def _internal_error(self, doing: str) -> None:
+        self._log.exception("unexpected error %s", doing)
+        error = ClientError(ErrorCode.INTERNAL_ERROR, "The bridge hit an internal error.")
+        self._end(ending_for_error(error, "internal_error"))
+
+    # -- watchdog -------------------------------------------------------------------------------
 
     def _stall_check(self, now: float) -> tuple[Ending | None, float]:
         """A stalled peer's ending (or None), and when to check next."""
-        client_since = self._client_send_since
+        client_since = self._client_paused_since
         if client_since is not None and now - client_since >= CLIENT_SEND_TIMEOUT_S:
             message = f"client too slow: took no frame for {CLIENT_SEND_TIMEOUT_S:g} s"
             ending = Ending(
                 CLIENT_STALLED, int(CloseCode.TRY_AGAIN_LATER), message, client_gone=True
             )
             return ending, now
-        upstream_since = self._upstream_send_since
+        upstream_since = self._upstream_paused_since
         if upstream_since is not None and now - upstream_since >= UPSTREAM_SEND_TIMEOUT_S:
             message = f"The upstream took no message for {UPSTREAM_SEND_TIMEOUT_S:g} s."
             error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, message)
@@ -308,9 +304,10 @@ class BridgeSession:
             return Ending("upstream_closed", int(CloseCode.NORMAL), closed.reason)
         return Ending("upstream_closed", closed.code, closed.reason)
 
-    async def _watchdog(self) -> Ending:
-        """Ends the session on an end request, after the idle timeout or the maximum lifetime,
-        or when a peer stopped reading (a send in progress for longer than its timeout)."""
+    async def _watch(self) -> Ending:
+        """Wait for the ending; meanwhile end the session after the idle timeout or the maximum
+        lifetime, or when a peer stopped reading for longer than its timeout, and ping a quiet
+        client (as the API pings its clients about every 20 s) so proxies keep the line open."""
         record = self.record
         while True:
             now = time.monotonic()
@@ -321,51 +318,43 @@ class BridgeSession:
                     ErrorCode.SESSION_EXPIRED,
                     f"The session reached its maximum duration of {self._max_duration_s:g} s.",
                 )
-                return ending_for_error(error, "session_expired")
-            if now >= idle_deadline:
+                self._end(ending_for_error(error, "session_expired"))
+            elif now >= idle_deadline:
                 error = ClientError(
                     ErrorCode.SESSION_IDLE_TIMEOUT,
                     f"No message from the client for {self._idle_timeout_s:g} s.",
                 )
-                return ending_for_error(error, "idle_timeout")
+                self._end(ending_for_error(error, "idle_timeout"))
             stalled, stall_check = self._stall_check(now)
             if stalled is not None:
                 self._log.warning("ending session: %s", stalled.close_message)
-                return stalled
+                self._end(stalled)
+            if self._ended.done():
+                return self._ended.result()
             ping_at = max(record.last_client_activity, self._last_ping) + CLIENT_PING_INTERVAL_S
             if now >= ping_at:
                 self._last_ping = now
-                await _quietly(self._client.ping())
+                self._client.ping()
                 continue
             timeout = min(idle_deadline, max_deadline, stall_check, ping_at) - now
             with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(asyncio.shield(self._end_requested), timeout)
+                return await asyncio.wait_for(asyncio.shield(self._ended), timeout)
 
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending
         client = self._client
-        if not client.closed and not ending.client_gone:
+        if ending.reason == CLIENT_STALLED:
+            client.abort()  # it stopped reading: its unsent buffer would never drain
+        elif not client.closed and not ending.client_gone:
             if ending.error is not None:
-                await _quietly(client.send_str(error_event_text(ending.error)))
-            message = ending.close_message.encode()[:_MAX_REASON_BYTES]
-            await _quietly(client.close(code=ending.close_code, message=message))
+                client.send_text(error_event_text(ending.error))
+            await client.close(ending.close_code, ending.close_message)
         if upstream is not None:
             await _quietly(upstream.close(1000, "client session ended"))
         return ending
 
 
 async def _quietly(action: Awaitable[object]) -> None:
-    """Best-effort I/O while closing: the peer may already be gone.
-
-    A peer that stopped reading can make aiohttp raise CancelledError although nobody cancelled
-    us: cancelling the pump that was blocked in ``drain()`` cancels the connection's shared
-    drain waiter, which every later drain then awaits. That is swallowed too; a real
-    cancellation of this task is not.
-    """
-    try:
-        with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError, TimeoutError):
-            await asyncio.wait_for(action, UPSTREAM_CLOSE_TIMEOUT_S)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is None or task.cancelling():
-            raise
+    """Best-effort I/O while closing: the peer may already be gone."""
+    with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+        await asyncio.wait_for(action, UPSTREAM_CLOSE_TIMEOUT_S)

@@ -87,9 +87,8 @@ def _has_get_route(app: web.Application, path: str) -> bool:
 
 
 def add_page_routes(app: web.Application) -> None:
-    """Register the page. ``GET /`` is skipped when ``/`` already has a GET handler (a single
-    listener, where the WebSocket endpoint owns ``/`` and calls :func:`page_index` for plain
-    GETs)."""
+    """Register the page (``GET /``), its favicon and its static files. ``GET /`` is skipped
+    when ``/`` already has a GET handler."""
     if not _has_get_route(app, "/"):
         app.router.add_get("/", page_index)
     app.router.add_get("/favicon.ico", favicon)

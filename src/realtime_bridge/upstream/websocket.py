@@ -1,24 +1,45 @@
 """An upstream reached over a real WebSocket (the OpenAI API, Azure, or the simulator).
 
 OpenAI and Azure differ only in URL and headers, which :mod:`openai` and :mod:`azure` build;
-this module owns the connection: timeouts, error mapping, and the close bookkeeping the relay
-needs to mirror the upstream's close code to the client.
+this module owns the connection: timeouts, error mapping, message reassembly and the close
+bookkeeping the relay needs to mirror the upstream's close code to the client.
+
+The socket is driven by picows' frame callbacks (the frame layer is compiled), and every event
+goes straight to the session's :class:`UpstreamSink`: no queue and no task switch per event.
+That is where most of the relay's CPU per message went with a queue-based client.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import aiohttp
+from picows import (
+    WSCloseCode,
+    WSError,
+    WSFrame,
+    WSInvalidStatusError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
 
 from realtime_bridge.errors import UpstreamError, UpstreamUnavailable
-from realtime_bridge.upstream.base import UpstreamClosed, UpstreamConnection, UpstreamRequest
+from realtime_bridge.upstream.base import (
+    UpstreamClosed,
+    UpstreamConnection,
+    UpstreamRequest,
+    UpstreamSink,
+)
 
 #: Largest upstream message accepted; a 15 MiB audio event is the API's own maximum.
 MAX_UPSTREAM_MESSAGE_BYTES = 64 * 1024 * 1024
+#: How long a closing handshake may take before the socket is dropped.
+CLOSE_TIMEOUT_S = 1.0
 
 
 def with_query(url: str, **params: str) -> str:
@@ -29,48 +50,148 @@ def with_query(url: str, **params: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-class WebSocketConnection:
-    """One upstream session over aiohttp's client WebSocket."""
+class WebSocketConnection(WSListener):
+    """One upstream session: picows calls ``on_ws_*``; the bridge calls the channel methods."""
 
-    __slots__ = ("_closed", "_ws")
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._ws = ws
+    def __init__(self) -> None:
+        self._transport: WSTransport | None = None
+        self._sink: UpstreamSink | None = None
+        #: Events and the ending that arrived before ``attach`` (session.created comes at once).
+        self._early: list[str | UpstreamClosed] = []
+        self._fragments: list[bytes] = []
+        self._fragments_size = 0
+        self._fragment_type = WSMsgType.TEXT
         self._closed: UpstreamClosed | None = None
+        self._closing_ourselves = False
 
-    async def send(self, text: str) -> None:
-        if self._closed is not None:
+    # -- picows callbacks ---------------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is WSMsgType.TEXT and frame.fin:
+            try:
+                self._deliver(frame.get_payload_as_utf8_text())
+            except UnicodeDecodeError:
+                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
+        elif msg_type is WSMsgType.CLOSE:
+            self._on_close_frame(transport, frame)
+        elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+            self._on_fragment(frame)
+        # PING is answered by picows (auto-pong); PONG needs nothing.
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._closed is None:
+            self._end(UpstreamClosed(None, "connection lost"))
+
+    def pause_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_writable(False)
+
+    def resume_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_writable(True)
+
+    # -- the channel (UpstreamConnection) ------------------------------------------------------
+
+    def attach(self, sink: UpstreamSink) -> None:
+        self._sink = sink
+        early, self._early = self._early, []
+        for item in early:
+            if isinstance(item, UpstreamClosed):
+                sink.upstream_closed(item)
+            else:
+                sink.upstream_text(item)
+
+    def send(self, text: str) -> None:
+        transport = self._transport
+        if self._closed is not None or transport is None or transport.is_disconnected:
             raise UpstreamError("the upstream connection is closed")
-        try:
-            await self._ws.send_str(text)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
-            raise UpstreamError(f"sending to the upstream failed: {type(exc).__name__}") from None
+        transport.send(WSMsgType.TEXT, text.encode())
 
-    async def receive(self) -> str | UpstreamClosed:
-        while self._closed is None:
-            msg = await self._ws.receive()
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                return msg.data  # type: ignore[no-any-return]
-            if msg.type is aiohttp.WSMsgType.BINARY:
-                # The API sends only text; a binary frame is passed on as text if it decodes.
-                try:
-                    return bytes(msg.data).decode()
-                except UnicodeDecodeError:
-                    continue
-            if msg.type is aiohttp.WSMsgType.CLOSE:
-                self._closed = UpstreamClosed(int(msg.data), str(msg.extra or ""))
-            elif msg.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                code = self._ws.close_code
-                self._closed = UpstreamClosed(code if code not in (None, 1006) else None)
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                self._closed = UpstreamClosed(None, "connection error")
-        return self._closed
+    def pause_reading(self) -> None:
+        if self._transport is not None:
+            self._transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._transport is not None and not self._transport.is_disconnected:
+            self._transport.underlying_transport.resume_reading()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        transport = self._transport
         if self._closed is None:
             self._closed = UpstreamClosed(code, reason)
-        with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError, RuntimeError):
-            await asyncio.wait_for(self._ws.close(code=code, message=reason.encode()), 1.0)
+        self._sink = None  # the bridge asked: nothing more is delivered
+        if transport is None or transport.is_disconnected or self._closing_ourselves:
+            return
+        self._closing_ourselves = True
+        with contextlib.suppress(Exception):
+            transport.send_close(WSCloseCode(code), reason.encode()[:123])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT_S)
+        transport.disconnect(graceful=False)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _deliver(self, text: str) -> None:
+        if self._closed is not None:
+            return
+        sink = self._sink
+        if sink is None:
+            self._early.append(text)
+        else:
+            sink.upstream_text(text)
+
+    def _end(self, closed: UpstreamClosed) -> None:
+        if self._closed is not None:
+            return
+        self._closed = closed
+        sink = self._sink
+        if sink is None:
+            self._early.append(closed)
+        else:
+            sink.upstream_closed(closed)
+
+    def _on_close_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        code = frame.get_close_code().value
+        reason = (frame.get_close_message() or b"").decode("utf-8", "replace")
+        if not transport.is_close_frame_sent:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+        transport.disconnect()
+        self._end(UpstreamClosed(code or 1005, reason))  # 1005: a close frame without a code
+
+    def _on_fragment(self, frame: WSFrame) -> None:
+        if frame.msg_type is not WSMsgType.CONTINUATION:
+            self._fragments.clear()
+            self._fragments_size = 0
+            self._fragment_type = frame.msg_type
+        payload = frame.get_payload_as_bytes()
+        self._fragments_size += len(payload)
+        if self._fragments_size > MAX_UPSTREAM_MESSAGE_BYTES:
+            self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
+            return
+        self._fragments.append(payload)
+        if not frame.fin:
+            return
+        data = b"".join(self._fragments)
+        self._fragments.clear()
+        self._fragments_size = 0
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            if self._fragment_type is WSMsgType.TEXT:
+                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text message")
+            return  # the API sends only text; a binary frame passes on only if it decodes
+        self._deliver(text)
+
+    def _fail(self, code: WSCloseCode, reason: str) -> None:
+        transport = self._transport
+        if transport is not None:
+            transport.send_close(code, reason.encode())
+            transport.disconnect()
+        self._end(UpstreamClosed(None, reason))
 
 
 class WebSocketUpstream:
@@ -90,7 +211,7 @@ class WebSocketUpstream:
         self._headers = dict(headers)
         self._connect_timeout_s = connect_timeout_s
         self._fixed_model = fixed_model
-        self._http: aiohttp.ClientSession | None = None
+        self._ssl: ssl.SSLContext | None = None
 
     @property
     def kind(self) -> str:
@@ -105,36 +226,38 @@ class WebSocketUpstream:
         return with_query(self._url, model=self._fixed_model or model)
 
     async def connect(self, request: UpstreamRequest) -> UpstreamConnection:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-            )
         url = self.url_for(request.model)
+        if url.startswith("wss:") and self._ssl is None:
+            self._ssl = ssl.create_default_context()  # once: loading CA certificates is slow
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                ws = await self._http.ws_connect(
+                _, listener = await ws_connect(
+                    WebSocketConnection,
                     url,
-                    headers=self._headers,
-                    autoping=True,
-                    heartbeat=None,
-                    compress=0,
-                    max_msg_size=MAX_UPSTREAM_MESSAGE_BYTES,
+                    ssl_context=self._ssl,
+                    extra_headers=self._headers,
+                    websocket_handshake_timeout=None,  # our own timeout covers it all
+                    max_frame_size=MAX_UPSTREAM_MESSAGE_BYTES,
+                    max_redirects=0,
+                    logger_name="upstream",
                 )
         except TimeoutError:
             raise UpstreamUnavailable(
                 f"the {self._kind} upstream did not answer within {self._connect_timeout_s:g} s"
             ) from None
-        except aiohttp.WSServerHandshakeError as exc:
+        except WSInvalidStatusError as exc:
+            status = exc.response.status if exc.response is not None else "?"
             raise UpstreamUnavailable(
-                f"the {self._kind} upstream refused the connection (HTTP {exc.status})"
+                f"the {self._kind} upstream refused the connection (HTTP {int(status)})"
+                if isinstance(status, int)
+                else f"the {self._kind} upstream refused the connection"
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (WSError, OSError, ValueError) as exc:
             raise UpstreamUnavailable(
                 f"the {self._kind} upstream is unreachable ({type(exc).__name__})"
             ) from None
-        return WebSocketConnection(ws)
+        assert isinstance(listener, WebSocketConnection)
+        return listener
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        """Nothing shared to release (each session owns its socket)."""

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import orjson
 from aiohttp import WSMsgType, web
 
+from realtime_bridge.errors import UpstreamError
 from realtime_bridge.upstream.base import UpstreamClosed, UpstreamRequest
 
 from .adapter import LocalUpstream
@@ -97,22 +98,19 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, state: _State)
         return
     model = request.query.get("model") or DEFAULT_MODEL
     conn = await state.upstream.connect(UpstreamRequest(new_id("sess"), model))
-
-    async def downstream() -> None:
-        while True:
-            item = await conn.receive()
-            if isinstance(item, UpstreamClosed):
-                await ws.close(code=item.code or 1000, message=item.reason.encode()[:120])
-                return
-            await ws.send_str(item)
-
-    pump = asyncio.create_task(downstream())
+    outbox = _Outbox()
+    conn.attach(outbox)
+    writer = asyncio.create_task(outbox.write_to(ws), name="local-simulator-writer")
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await conn.send(msg.data)
+                try:
+                    conn.send(msg.data)
+                except UpstreamError:  # the session failed: the writer closes the socket (1011)
+                    await writer
+                    return
             elif msg.type == WSMsgType.BINARY:
-                await ws.send_str(
+                outbox.upstream_text(
                     orjson.dumps(
                         error(
                             "invalid_type",
@@ -125,10 +123,34 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, state: _State)
     except ConnectionResetError:
         pass
     finally:
-        pump.cancel()
+        writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-            await pump
+            await writer
         await conn.close()
+
+
+class _Outbox:
+    """The session's sink: queues what the core emits; one writer sends it on, in order."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[str | UpstreamClosed] = asyncio.Queue()
+
+    def upstream_text(self, text: str) -> None:
+        self._queue.put_nowait(text)
+
+    def upstream_closed(self, closed: UpstreamClosed) -> None:
+        self._queue.put_nowait(closed)
+
+    def upstream_writable(self, writable: bool) -> None:
+        """The in-process upstream always takes data; nothing to do."""
+
+    async def write_to(self, ws: web.WebSocketResponse) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, UpstreamClosed):
+                await ws.close(code=item.code or 1000, message=item.reason.encode()[:120])
+                return
+            await ws.send_str(item)
 
 
 @asynccontextmanager

@@ -1,0 +1,276 @@
+"""The client WebSocket endpoint: who may upgrade, and the life of the session that follows.
+
+:class:`SessionEndpoint` is the listener factory picows calls with each parsed upgrade request.
+It decides synchronously, before any upstream connection is opened: origin (403), token (401),
+draining or full (503), audio formats in the query (400); then reserves the session's slot and
+answers 101 with ``X-Bridge-Session-Id``. The session itself runs as one task per client
+(:meth:`SessionEndpoint.run_session`), from the upgrade to the session-end log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlsplit
+
+from multidict import CIMultiDict
+from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
+
+from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.metrics import SessionMetrics, SessionSource
+from realtime_bridge.observability import get_logger, session_logger
+from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
+from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
+from realtime_bridge.server.admission import admit, offered_subprotocols, own_origins
+from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession, Ending
+from realtime_bridge.server.channel import ClientConnection
+from realtime_bridge.server.http import ServerState
+from realtime_bridge.server.sessions import SessionRecord, new_session_id
+
+log = get_logger("server")
+
+#: The paths a client session may be opened on.
+SESSION_PATHS = ("/", "/v1/realtime")
+#: Subprotocols the bridge may select, and only when the client offered them.
+SELECTABLE_SUBPROTOCOLS = ("realtime",)
+#: How long a client whose last frames are still unsent gets to take them after the close.
+FORCED_CLOSE_TIMEOUT_S = 3.0
+#: How long the 101 may take to turn into a connection before the reserved slot is freed.
+CONNECTED_TIMEOUT_S = 5.0
+
+
+def error_body(code: str, message: str) -> bytes:
+    """Every HTTP error body has one shape: ``{"error":{"code","message"}}``."""
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+def refusal(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> WSUpgradeResponseWithListener:
+    response = WSUpgradeResponse.create_error_response(
+        status,
+        error_body(code, message),
+        {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+    )
+    return WSUpgradeResponseWithListener(response, None)
+
+
+def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
+    return headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in (
+        token.strip() for token in headers.get("Connection", "").lower().split(",")
+    )
+
+
+def upgrade_problem(headers: Mapping[str, str]) -> str | None:
+    """What makes a WebSocket upgrade request invalid (RFC 6455 §4.2.1), or None."""
+    if headers.get("Sec-WebSocket-Version") != "13":
+        return "Sec-WebSocket-Version must be 13."
+    try:
+        key = base64.b64decode(headers.get("Sec-WebSocket-Key", "").encode(), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        key = b""
+    if len(key) != 16:
+        return "Sec-WebSocket-Key must be 16 bytes in base64."
+    return None
+
+
+def handshake_options(headers: Mapping[str, str], query: Mapping[str, str]) -> HandshakeOptions:
+    """Formats, binary audio and protocol version as the client declared them when connecting."""
+    offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
+    beta = is_beta_header_value(headers.get("OpenAI-Beta")) or offers_beta_subprotocol(offered)
+    return HandshakeOptions.from_query(query, beta=beta)
+
+
+class SessionEndpoint:
+    """picows' listener factory for the client listener, and the runner of each session."""
+
+    def __init__(self, state: ServerState) -> None:
+        self._state = state
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        try:
+            return self._upgrade(request)
+        except Exception:  # a bug here must not leave the client hanging
+            log.exception("unexpected error at the upgrade")
+            return refusal(500, "internal_error", "The bridge hit an internal error.")
+
+    def _upgrade(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        state = self._state
+        settings = state.settings
+        headers: CIMultiDict[str] = request.headers
+        target = urlsplit(request.path.decode("latin-1"))
+        query = dict(parse_qsl(target.query))
+        if target.path not in SESSION_PATHS:
+            return refusal(404, "not_found", f"No such endpoint: {target.path}")
+        if not is_websocket_upgrade(headers):
+            return refusal(
+                426,
+                "upgrade_required",
+                "This endpoint speaks the Realtime protocol over WebSocket.",
+                {"Upgrade": "websocket"},
+            )
+        # SPEC §8: origin (403), then token (401) — before anything else, and in particular
+        # before any upstream connection is opened. Load (draining, full) is not revealed to
+        # strangers.
+        try:
+            admitted = admit(
+                headers=headers,
+                query=query,
+                api_keys=settings.bridge_api_keys,
+                allowed_origins=settings.allowed_origins,
+                own=own_origins(state.http_url, settings.host, headers.get("Host")),
+            )
+        except ClientError as refused:
+            log.info("client refused", extra={"code": refused.code.value})
+            return self._refuse(refused.code, refused.message)
+        if state.draining:
+            return self._refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
+        if state.registry.full:
+            return self._refuse(
+                ErrorCode.SESSION_LIMIT_REACHED,
+                f"The bridge is at its limit of {settings.max_sessions} concurrent sessions.",
+            )
+        try:
+            options = handshake_options(headers, query)
+        except ClientError as exc:
+            return refusal(exc.http_status, exc.code.value, exc.message)
+        problem = upgrade_problem(headers)
+        if problem is not None:
+            return refusal(400, "bad_request", problem)
+        # picows accepts only "Connection: upgrade"; browsers may send "keep-alive, Upgrade".
+        headers["Connection"] = "upgrade"
+
+        session_id = new_session_id()
+        record = SessionRecord(
+            id=session_id,
+            client="unknown",  # the address is known once connected
+            model=query.get("model") or settings.openai_model,
+            upstream=state.upstream.kind,
+        )
+        state.registry.add(record)  # reserves the slot now, so concurrent upgrades see it
+        client = ClientConnection(settings.max_message_bytes)
+        task = asyncio.get_running_loop().create_task(
+            self.run_session(record, client, options, admitted.token_id),
+            name=f"session-{session_id}",
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        response_headers = {"X-Bridge-Session-Id": session_id}
+        offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
+        chosen = next((p for p in SELECTABLE_SUBPROTOCOLS if p in offered), None)
+        if chosen is not None:
+            response_headers["Sec-WebSocket-Protocol"] = chosen
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(response_headers), client
+        )
+
+    def _refuse(self, code: ErrorCode, message: str) -> WSUpgradeResponseWithListener:
+        if self._state.metrics is not None:
+            self._state.metrics.refused(code.value)
+        error = ClientError(code, message)
+        headers = (
+            {"WWW-Authenticate": 'Bearer realm="realtime-bridge"'}
+            if code is ErrorCode.UNAUTHORIZED
+            else None
+        )
+        return refusal(error.http_status, code.value, message, headers)
+
+    async def run_session(
+        self,
+        record: SessionRecord,
+        client: ClientConnection,
+        options: HandshakeOptions,
+        token_id: str | None,
+    ) -> None:
+        """One session, from the 101 to the end line; the registry slot is freed at the end."""
+        state = self._state
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(client.on_connected), CONNECTED_TIMEOUT_S)
+            except TimeoutError:
+                return  # the upgrade never completed
+            record.client = client.peer
+            await self._relay(record, client, options, token_id)
+        except Exception:
+            log.exception("unexpected error in session %s", record.id)
+            client.abort()
+        finally:
+            state.registry.remove(record)
+
+    async def _relay(
+        self,
+        record: SessionRecord,
+        client: ClientConnection,
+        options: HandshakeOptions,
+        token_id: str | None,
+    ) -> None:
+        state = self._state
+        settings = state.settings
+        slog = session_logger(record.id)
+        rules = SessionProtocol(options)
+        session_metrics = SessionMetrics() if state.metrics is not None else None
+        if state.metrics is not None and session_metrics is not None:
+            state.metrics.session_started(record.id, SessionSource(session_metrics, rules))
+        start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
+        if token_id is not None:
+            start_fields["client_token"] = token_id
+        slog.info("session start", extra=start_fields)
+        session = BridgeSession(
+            record=record,
+            client=client,
+            upstream=state.upstream,
+            idle_timeout_s=settings.session_idle_timeout_s,
+            max_duration_s=settings.session_max_duration_s,
+            log=slog,
+            protocol=rules,
+            metrics=session_metrics,
+            on_connected=state.metrics.upstream_connected if state.metrics is not None else None,
+        )
+        ending: Ending | None = None
+        try:
+            ending = await session.run()
+        finally:
+            if state.metrics is not None:
+                last = session.ending
+                state.metrics.session_ended(
+                    record.id,
+                    last.reason if last else "internal_error",
+                    last.close_code if last else 1011,
+                    last.error.code.value if last and last.error else None,
+                )
+        if ending.reason != CLIENT_STALLED and client.write_buffer_size:
+            # Its last frames are still unsent: it gets a while to take them, then is dropped.
+            loop = asyncio.get_running_loop()
+            loop.call_later(FORCED_CLOSE_TIMEOUT_S, _abort_if_unflushed, client)
+        slog.info(
+            "session end",
+            extra={
+                "reason": ending.reason,
+                "close_code": ending.close_code,
+                "protocol": record.protocol,
+                "duration_s": round(record.duration_s, 3),
+                "bytes_in": record.client_to_upstream.bytes,
+                "bytes_out": record.upstream_to_client.bytes,
+                "events_in": record.client_to_upstream.events,
+                "events_out": record.upstream_to_client.events,
+                "audio_in_s": record.audio_seconds["client_to_upstream"],
+                "audio_out_s": record.audio_seconds["upstream_to_client"],
+                "usage": record.usage,
+            },
+        )
+
+
+def _abort_if_unflushed(client: ClientConnection) -> None:
+    if client.write_buffer_size:
+        client.abort()
+
+
+def quiet_picows_logs() -> None:
+    """picows logs requests and handshakes at its own debug level, which would include a
+    client's token header; nothing below INFO from it is ever wanted."""
+    logging.getLogger("picows").setLevel(logging.INFO)

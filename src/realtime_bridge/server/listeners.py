@@ -1,0 +1,155 @@
+"""Opening the listeners: picows for client sessions, aiohttp for the HTTP API, or one port for
+both (``HTTP_PORT == WS_PORT``).
+
+On a shared port each connection starts with :class:`FirstRequestRouter`, which reads the head of
+the first request and hands the connection, with the bytes read so far, to the WebSocket
+protocol (an upgrade) or to aiohttp's HTTP protocol (anything else). Each keeps the connection
+from then on, so routing costs nothing after the first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+from picows import WSAutoPingStrategy, WSUpgradeRequest, ws_create_server
+from picows.picows import WSProtocol  # type: ignore[attr-defined]
+
+from realtime_bridge.server.endpoint import SessionEndpoint
+
+#: The largest request head read while routing; aiohttp answers anything bigger (431).
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+#: How long a new connection may take to send its upgrade request.
+HANDSHAKE_TIMEOUT_S = 10.0
+_LOGGER = logging.getLogger("picows.server")
+
+
+async def listen_sessions(
+    endpoint: SessionEndpoint, host: str, port: int, max_message_bytes: int
+) -> asyncio.Server:
+    """The client listener on its own port."""
+    return await ws_create_server(
+        endpoint,
+        host,
+        port,
+        max_frame_size=max_message_bytes,
+        websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+        reuse_address=True,
+        backlog=1024,
+    )
+
+
+def session_protocol_factory(
+    endpoint: Callable[[WSUpgradeRequest], object], max_message_bytes: int
+) -> Callable[[], asyncio.BaseProtocol]:
+    """picows' server-side protocol, made the way ``ws_create_server`` makes it (picows 2.x)."""
+
+    def factory() -> asyncio.BaseProtocol:
+        protocol: asyncio.BaseProtocol = WSProtocol(
+            None,  # host and port: client side only
+            None,  # path: client side only
+            False,  # server side
+            endpoint,
+            _LOGGER,
+            True,  # disconnect when a listener callback raises
+            HANDSHAKE_TIMEOUT_S,
+            False,  # picows' auto-ping: off (the session's watchdog pings)
+            20.0,
+            20.0,
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,  # auto-pong
+            max_message_bytes,
+            None,  # extra headers: client side only
+            16 * 1024,  # initial read buffer
+        )
+        return protocol
+
+    return factory
+
+
+class FirstRequestRouter(asyncio.Protocol):
+    """A shared port's first protocol: routes the connection by its first request's head."""
+
+    def __init__(
+        self,
+        websocket: Callable[[], asyncio.BaseProtocol],
+        http: Callable[[], asyncio.BaseProtocol],
+    ) -> None:
+        self._websocket = websocket
+        self._http = http
+        self._transport: asyncio.Transport | None = None
+        self._head = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0 and len(self._head) <= MAX_REQUEST_HEAD_BYTES:
+            return
+        upgrade = end >= 0 and is_websocket_head(bytes(self._head[:end]))
+        self._hand_over(self._websocket() if upgrade else self._http())
+
+    def eof_received(self) -> bool | None:
+        if self._transport is not None:
+            self._transport.close()
+        return None
+
+    def _hand_over(self, protocol: asyncio.BaseProtocol) -> None:
+        transport = self._transport
+        assert transport is not None
+        data = bytes(self._head)
+        self._head.clear()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if isinstance(protocol, asyncio.BufferedProtocol):
+            view = memoryview(data)
+            while view:
+                buffer = memoryview(protocol.get_buffer(len(view)))
+                n = min(len(buffer), len(view))
+                buffer[:n] = view[:n]
+                protocol.buffer_updated(n)
+                view = view[n:]
+        elif isinstance(protocol, asyncio.Protocol):
+            protocol.data_received(data)
+
+
+def is_websocket_head(head: bytes) -> bool:
+    """Whether a request head (without the blank line) asks for a WebSocket upgrade."""
+    lines = head.split(b"\r\n")
+    if not lines[0].startswith(b"GET "):
+        return False
+    upgrade = connection = False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"upgrade":
+            upgrade = value.strip().lower() == b"websocket"
+        elif name == b"connection":
+            connection = b"upgrade" in (v.strip() for v in value.lower().split(b","))
+    return upgrade and connection
+
+
+async def listen_shared(
+    endpoint: SessionEndpoint,
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+) -> asyncio.Server:
+    """One port for client sessions and the HTTP API."""
+    websocket = session_protocol_factory(endpoint, max_message_bytes)
+    http = runner.server
+    assert http is not None, "the runner must be set up first"
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: FirstRequestRouter(websocket, http),
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+    )
