@@ -343,14 +343,14 @@ class BridgeSession:
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending
         client = self._client
-        if ending.reason == CLIENT_STALLED:
-            client.abort()  # it stopped reading: its unsent buffer would never drain
-        elif not client.closed and not ending.client_gone:
+        if not client.closed and not ending.client_gone:
             if ending.error is not None:
                 client.send_text(error_event_text(ending.error))
             await client.close(ending.close_code, ending.close_message)
         if upstream is not None:
             await _quietly(upstream.close(1000, "client session ended"))
+        if ending.reason == CLIENT_STALLED:
+            client.abort()  # it stopped reading: its unsent buffer would never drain
         return ending
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from picows import WSAutoPingStrategy, WSUpgradeRequest, ws_create_server
@@ -23,7 +24,18 @@ from realtime_bridge.server.endpoint import SessionEndpoint
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
 #: How long a new connection may take to send its upgrade request.
 HANDSHAKE_TIMEOUT_S = 10.0
-_LOGGER = logging.getLogger("picows.server")
+
+
+class ClientFaultLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """picows' logger for client connections. picows reports a frame it refuses (too big,
+    malformed) at ERROR; for a server that is the client's fault, so it is logged at INFO
+    (the session's end line says how it ended). Exceptions keep their level."""
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.info(msg, *args, **kwargs)
+
+
+_LOGGER = ClientFaultLog(logging.getLogger("picows.server"))
 
 
 async def listen_sessions(
@@ -36,6 +48,7 @@ async def listen_sessions(
         port,
         max_frame_size=max_message_bytes,
         websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+        logger_name=_LOGGER,
         reuse_address=True,
         backlog=1024,
     )
@@ -79,12 +92,11 @@ class FirstRequestRouter(asyncio.Protocol):
     ) -> None:
         self._websocket = websocket
         self._http = http
-        self._transport: asyncio.Transport | None = None
+        self._transport: asyncio.BaseTransport | None = None
         self._head = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # uvloop's transports do not subclass asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         self._head += data

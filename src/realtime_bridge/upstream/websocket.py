@@ -127,6 +127,8 @@ class WebSocketConnection(WSListener):
         if transport is None or transport.is_disconnected or self._closing_ourselves:
             return
         self._closing_ourselves = True
+        # Read again (what arrives is dropped), so the upstream's close frame is seen.
+        transport.underlying_transport.resume_reading()
         with contextlib.suppress(Exception):
             transport.send_close(WSCloseCode(code), reason.encode()[:123])
         with contextlib.suppress(TimeoutError):
