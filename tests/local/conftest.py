@@ -122,18 +122,68 @@ class _BaseClient:
         return event
 
 
+class QueueSink:
+    """An ``UpstreamSink`` for tests: records every call and queues it for ``await next()``."""
+
+    def __init__(self) -> None:
+        self.calls: list[str | UpstreamClosed] = []
+        self._queue: asyncio.Queue[str | UpstreamClosed] = asyncio.Queue()
+
+    def upstream_text(self, text: str) -> None:
+        self.calls.append(text)
+        self._queue.put_nowait(text)
+
+    def upstream_closed(self, closed: UpstreamClosed) -> None:
+        self.calls.append(closed)
+        self._queue.put_nowait(closed)
+
+    def upstream_writable(self, writable: bool) -> None:
+        raise AssertionError("the local upstream never signals backpressure")
+
+    async def next(self, timeout: float = EVENT_TIMEOUT) -> str | UpstreamClosed:
+        """The next call not yet taken (text or close), waiting at most ``timeout``."""
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    async def next_text(self, timeout: float = EVENT_TIMEOUT) -> str:
+        item = await self.next(timeout)
+        assert isinstance(item, str), item
+        return item
+
+    def drain(self) -> None:
+        """Drop what is queued (it stays in ``calls``): ``next`` then waits for a new call."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def types(self) -> list[str]:
+        """The type of every event delivered so far (a close shows as ``closed <code>``)."""
+        return [
+            f"closed {c.code}" if isinstance(c, UpstreamClosed) else orjson.loads(c)["type"]
+            for c in self.calls
+        ]
+
+
+async def connect_local(
+    pace: float = 0.0, model: str = "gpt-realtime", attach: bool = True
+) -> tuple[LocalConnection, QueueSink]:
+    """An in-process session and its queue sink (attached unless ``attach=False``)."""
+    conn = await LocalUpstream(pace).connect(UpstreamRequest("test", model))
+    sink = QueueSink()
+    if attach:
+        conn.attach(sink)
+    return conn, sink
+
+
 class InProcessClient(_BaseClient):
-    def __init__(self, conn: LocalConnection) -> None:
+    def __init__(self, conn: LocalConnection, sink: QueueSink) -> None:
         super().__init__()
         self.conn = conn
+        self.sink = sink
 
     async def send(self, event: dict[str, Any]) -> None:
-        await self.conn.send(orjson.dumps(event).decode())
+        self.conn.send(orjson.dumps(event).decode())
 
     async def next(self, timeout: float = EVENT_TIMEOUT) -> dict[str, Any]:
-        item = await asyncio.wait_for(self.conn.receive(), timeout)
-        assert not isinstance(item, UpstreamClosed), item
-        return self._accept(item)
+        return self._accept(await self.sink.next_text(timeout))
 
     async def close(self) -> None:
         await self.conn.close()
@@ -193,8 +243,7 @@ async def open_client(request: pytest.FixtureRequest) -> AsyncIterator[OpenClien
         async def open_(pace: float = 0.0, model: str = "gpt-realtime") -> Client:
             client: Client
             if request.param == "in_process":
-                conn = await LocalUpstream(pace).connect(UpstreamRequest("test", model))
-                client = InProcessClient(conn)
+                client = InProcessClient(*await connect_local(pace, model))
             else:
                 if pace not in ports:
                     ports[pace] = await stack.enter_async_context(

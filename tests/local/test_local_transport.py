@@ -16,13 +16,21 @@ from realtime_bridge.upstream.base import UpstreamClosed, UpstreamRequest
 from realtime_bridge.upstream.local import LocalUpstream
 from realtime_bridge.upstream.local.server import running_simulator, serve_simulator
 
+SPEAK = orjson.dumps(
+    {
+        "type": "session.update",
+        "session": {"type": "realtime", "instructions": "Reply with: One two three four."},
+    }
+).decode()
 
-async def test_local_upstream_identity_and_model() -> None:
+
+async def test_local_upstream_identity_and_model(h: Any) -> None:
     upstream = LocalUpstream(pace=0)
     assert (upstream.kind, upstream.url) == ("local", "local://realtime")
     conn = await upstream.connect(UpstreamRequest("s1", "gpt-realtime-mini"))
-    first = await asyncio.wait_for(conn.receive(), 2)
-    assert isinstance(first, str)
+    sink = h.QueueSink()
+    conn.attach(sink)
+    first = await sink.next_text(2)
     assert orjson.loads(first)["session"]["model"] == "gpt-realtime-mini"
     await conn.close()
     await upstream.aclose()
@@ -30,47 +38,45 @@ async def test_local_upstream_identity_and_model() -> None:
         LocalUpstream(pace=-1)
 
 
-async def test_close_is_clean_and_final() -> None:
-    conn = await LocalUpstream(pace=1.0).connect(UpstreamRequest("s", "m"))
-    await asyncio.wait_for(conn.receive(), 2)
-    pending = asyncio.create_task(conn.receive())
-    await asyncio.sleep(0)  # let the reader block before closing
+async def test_close_is_clean_and_final(h: Any) -> None:
+    conn, sink = await h.connect_local(pace=1.0)
+    await sink.next_text(2)
+    conn.send(SPEAK)
+    conn.send('{"type":"response.create"}')
+    await sink.next_text(2)  # the response is under way, paced over the next second or so
+    assert conn.core.next_deadline() is not None
+    delivered = len(sink.calls)
     await conn.close(1000, "bye")
-    assert await asyncio.wait_for(pending, 2) == UpstreamClosed(1000, "bye")
-    assert await conn.receive() == UpstreamClosed(1000, "bye")
-    assert await conn.receive() == UpstreamClosed(1000, "bye")
     await conn.close()  # idempotent
     with pytest.raises(UpstreamError):
-        await conn.send('{"type":"response.create"}')
+        conn.send('{"type":"response.create"}')
+    conn.resume_reading()
+    sink.drain()
+    # the events still scheduled (one every 100 ms of audio) never reach the sink, nor a close
+    with pytest.raises(TimeoutError):
+        await sink.next(0.3)
+    assert len(sink.calls) == delivered
+    assert not any(isinstance(c, UpstreamClosed) for c in sink.calls)
 
 
-async def test_idle_session_schedules_nothing() -> None:
-    conn = await LocalUpstream(pace=1.0).connect(UpstreamRequest("s", "m"))
-    await asyncio.wait_for(conn.receive(), 2)
+async def test_idle_session_schedules_nothing(h: Any) -> None:
+    conn, sink = await h.connect_local(pace=1.0)
+    await sink.next_text(2)
     assert conn.core.next_deadline() is None
     with pytest.raises(TimeoutError):
-        await asyncio.wait_for(conn.receive(), 0.05)
+        await sink.next(0.05)
     await conn.close()
 
 
-async def test_paced_audio_arrives_over_time() -> None:
-    conn = await LocalUpstream(pace=2.0).connect(UpstreamRequest("s", "m"))
-    await asyncio.wait_for(conn.receive(), 2)
-    await conn.send(
-        orjson.dumps(
-            {
-                "type": "session.update",
-                "session": {"type": "realtime", "instructions": "Reply with: One two three four."},
-            }
-        ).decode()
-    )
-    await conn.send('{"type":"response.create"}')
-    start = time.monotonic()
+async def test_paced_audio_arrives_over_time(h: Any) -> None:
+    conn, sink = await h.connect_local(pace=2.0)
+    await sink.next_text(2)
+    start = time.monotonic()  # the core schedules from when it gets the event
+    conn.send(SPEAK)
+    conn.send('{"type":"response.create"}')
     audio_ms = 0.0
     while True:
-        text = await asyncio.wait_for(conn.receive(), 5)
-        assert isinstance(text, str)
-        event = orjson.loads(text)
+        event = orjson.loads(await sink.next_text(5))
         if event["type"] == "response.output_audio.delta":
             audio_ms += len(event["delta"]) * 3 / 4 / 48
         if event["type"] == "response.done":
