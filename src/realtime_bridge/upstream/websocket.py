@@ -38,6 +38,9 @@ from realtime_bridge.upstream.base import (
 
 #: Largest upstream message accepted; a 15 MiB audio event is the API's own maximum.
 MAX_UPSTREAM_MESSAGE_BYTES = 64 * 1024 * 1024
+#: picows' read buffer starts this small and doubles when an event needs more (audio deltas
+#: are a few KB; per-session memory is mostly these buffers, 16 KB each by default).
+READ_BUFFER_BYTES = 4096
 #: How long a closing handshake may take before the socket is dropped.
 CLOSE_TIMEOUT_S = 1.0
 
@@ -241,6 +244,8 @@ class WebSocketUpstream:
                     websocket_handshake_timeout=None,  # our own timeout covers it all
                     max_frame_size=MAX_UPSTREAM_MESSAGE_BYTES,
                     max_redirects=0,
+                    read_buffer_init_size=READ_BUFFER_BYTES,
+                    use_aiofastnet=False,  # uvloop's transports: as fast, less memory
                     logger_name="upstream",
                 )
         except TimeoutError:
