@@ -308,7 +308,7 @@ def machine_description(python: str, node: str, peers_dir: Path) -> dict[str, st
             "-c",
             "import importlib.metadata as m, sys;"
             "print(sys.version.split()[0], *(f'{p}=' + m.version(p) "
-            "for p in ('aiohttp','websockets','uvloop')))",
+            "for p in ('aiohttp','websockets','uvloop','picows')))",
         ]
     )
     ws_version = "?"

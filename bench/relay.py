@@ -1,4 +1,4 @@
-"""Relay benchmark: direct vs minimal relays (Node ws, aiohttp, websockets) vs the bridge.
+"""Relay benchmark: direct vs minimal relays (Node ws, aiohttp, websockets, picows) vs the bridge.
 
 Everything runs on loopback against one Node ``ws`` echo upstream (every text frame is sent
 straight back). A Node load generator (pre-built ~1.37 KB ``input_audio_buffer.append`` frames,
@@ -58,9 +58,10 @@ ALL_CONFIGS = (
     "aiohttp+uvloop",
     "websockets",
     "websockets+uvloop",
+    "picows+uvloop",
     "bridge",
 )
-EXTRA_CONFIGS = ("node-parse", "bridge-nometrics", "picows+uvloop")
+EXTRA_CONFIGS = ("node-parse", "bridge-nometrics")
 READY_RELAY = r"relay listening (\d+)"
 READY_BRIDGE = r"realtime-bridge listening ws://[^\s:]+:(\d+)"
 

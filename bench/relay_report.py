@@ -15,6 +15,7 @@ LABELS = {
     "aiohttp+uvloop": "aiohttp+uvloop",
     "websockets": "websockets",
     "websockets+uvloop": "websockets+uvloop",
+    "picows+uvloop": "picows+uvloop",
     "bridge": "bridge",
     "bridge-nometrics": "bridge, metrics off",
 }
@@ -380,6 +381,9 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         " open), passing frames through;",
         "- **aiohttp**, **websockets**, each with and without **uvloop**"
         " (`bench/peers/*_relay.py`): two pumps, no parsing;",
+        "- **picows+uvloop** (`bench/peers/picows_relay.py`): frame callbacks that send each"
+        " frame straight on (no queue, no task per message), no parsing — the stack the bridge"
+        " runs on, without the bridge;",
         "- **bridge**: the product, `python -m realtime_bridge` with `UPSTREAM=openai` pointed at"
         " the echo (`LOG_LEVEL=warning`, metrics as the product defaults unless noted).",
         "",

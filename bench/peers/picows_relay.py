@@ -72,7 +72,10 @@ async def serve(host: str, port: int, upstream: str) -> None:
     async def attach(client: _Side, url: str) -> None:
         try:
             _, up = await ws_connect(
-                _Side, url, extra_headers={"Authorization": "Bearer sk-bench"}
+                _Side,
+                url,
+                extra_headers={"Authorization": "Bearer sk-bench"},
+                use_aiofastnet=False,
             )
         except Exception:
             if client.transport is not None:
@@ -95,7 +98,9 @@ async def serve(host: str, port: int, upstream: str) -> None:
         task.add_done_callback(tasks.discard)
         return client
 
-    server = await ws_create_server(factory, host, port, max_frame_size=64 * 1024 * 1024)
+    server = await ws_create_server(
+        factory, host, port, max_frame_size=64 * 1024 * 1024, use_aiofastnet=False
+    )
     print(f"relay listening {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
