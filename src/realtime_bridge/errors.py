@@ -115,3 +115,10 @@ class UpstreamError(BridgeError):
 
 class UpstreamUnavailable(UpstreamError):
     """The upstream could not be reached, refused the upgrade, or was too slow to answer."""
+
+
+def is_sendable_close_code(code: int) -> bool:
+    """Whether a close frame may carry ``code`` (RFC 6455 §7.4: 1005, 1006, 1015 never may)."""
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (
+        3000 <= code <= 4999
+    )

@@ -132,3 +132,18 @@ def setup_logging(
 
 def session_logger(session_id: str, **fields: Any) -> SessionLogger:
     return SessionLogger(get_logger("session"), {"session_id": session_id, **fields})
+
+
+class DemotedErrors(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A library's logger whose ``error()`` calls are logged at ``level`` instead.
+
+    picows reports a frame it refuses (too big, malformed) at ERROR. For the bridge that is
+    the peer's fault, not the bridge's: INFO for a client, WARNING for the upstream. The
+    session's end line says how the session ended; exceptions keep their level."""
+
+    def __init__(self, logger: logging.Logger, level: int) -> None:
+        super().__init__(logger, {})
+        self.level = level
+
+    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
+        self.log(self.level, msg, *args, **kwargs)

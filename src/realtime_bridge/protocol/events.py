@@ -153,6 +153,22 @@ def peek_type(text: str) -> str | None:
     return None
 
 
+_TYPE_PREFIX_BYTES = _TYPE_PREFIX.encode()
+
+
+def peek_type_prefix(payload: bytes) -> str | None:
+    """The ``type`` of a JSON event from its first bytes, when the event starts with it (the API
+    always puts it first); None otherwise. Does not check that the rest is valid JSON."""
+    if payload.startswith(_TYPE_PREFIX_BYTES):
+        start = len(_TYPE_PREFIX_BYTES)
+        end = payload.find(b'"', start, start + 128)
+        if end > 0:
+            candidate = payload[start:end]
+            if b"\\" not in candidate and candidate.isascii():
+                return candidate.decode()
+    return None
+
+
 def parse_client_event(text: str | bytes) -> dict[str, Any]:
     """Parse and validate a client event: a JSON object with a string ``type``.
 

@@ -31,7 +31,13 @@ from realtime_bridge.audio.formats import (
     parse_query_format,
 )
 from realtime_bridge.errors import ClientError, ErrorCode
-from realtime_bridge.protocol.events import dumps, error_event_text, parse_client_event, peek_type
+from realtime_bridge.protocol.events import (
+    dumps,
+    error_event_text,
+    parse_client_event,
+    peek_type,
+    peek_type_prefix,
+)
 from realtime_bridge.protocol.translate import beta_to_ga, ga_to_beta, is_beta_client_event
 
 Frame = str | bytes
@@ -168,6 +174,28 @@ class SessionProtocol:
         except ClientError as error:
             return self._client_error(error)
 
+    def passthrough_client(self, payload: bytes | memoryview) -> bool:
+        """The hot path, for a text frame still in bytes: True when it is a valid audio append
+        that goes upstream unchanged (the caller forwards ``payload`` as it is; the audio is
+        counted), False when it must go through :meth:`from_client_text` instead.
+
+        Most client frames are such appends, and this spares them the decode to ``str``, the
+        encode back and the routing objects. orjson checks the UTF-8 and the JSON."""
+        if self._beta or not self._in.is_passthrough:
+            return False
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return False
+        if type(event) is not dict or event.get("type") != APPEND:
+            return False
+        try:
+            size = audio_b64_size(event.get("audio"), self._in.src)
+        except ClientError:
+            return False
+        self.audio_ms_in += self._in.src.duration_ms(size)
+        return True
+
     def from_client_binary(self, data: bytes) -> Routed:
         """A binary frame from the client: raw audio in its input format (an append)."""
         try:
@@ -275,6 +303,22 @@ class SessionProtocol:
         return changed
 
     # ----------------------------------------------------------- upstream → client
+
+    def passthrough_upstream(self, payload: bytes) -> str | None:
+        """The hot path, for an upstream text frame still in bytes: its event type when it goes
+        to the client unchanged (the caller forwards ``payload`` as it is; audio is counted),
+        None when it must go through :meth:`from_upstream_text` instead.
+
+        Only ASCII frames take this path (audio deltas and nearly every event are ASCII), so
+        nothing invalid as UTF-8 skips the decode of the general path."""
+        if not self._upstream_passthrough or not payload.isascii():  # nearly free; keeps
+            return None  # the client from ever getting invalid UTF-8 from the bridge
+        event_type = peek_type_prefix(payload)
+        if event_type is None or event_type in self._parsed_types:
+            return None
+        if event_type == AUDIO_DELTA:
+            self.audio_ms_out += _b64_duration_ms(payload, self._out.dst)
+        return event_type
 
     def from_upstream_text(self, text: str) -> Routed:
         """A text frame from the upstream: forwarded unchanged unless audio or protocol differ."""
@@ -466,15 +510,19 @@ def _serialise(frame: dict[str, Any] | bytes) -> Frame:
     return frame if isinstance(frame, bytes) else dumps(frame)
 
 
-def _b64_duration_ms(text: str, fmt: AudioFormat) -> float:
+def _b64_duration_ms(text: str | bytes, fmt: AudioFormat) -> float:
     """Duration of an audio delta from its base64 length, without decoding it (fast path)."""
-    start = text.find('"delta":"')
-    if start < 0:
+    if isinstance(text, str):
+        start = text.find('"delta":"')
+        end = text.find('"', start + 9)
+        padding = text.count("=", max(start + 9, end - 2), end)
+    else:
+        start = text.find(b'"delta":"')
+        end = text.find(b'"', start + 9)
+        padding = text.count(b"=", max(start + 9, end - 2), end)
+    if start < 0 or end < 0:
         return 0.0
-    end = text.find('"', start + 9)
-    length = end - start - 9
-    padding = text.count("=", max(start + 9, end - 2), end)
-    return fmt.duration_ms(length * 3 // 4 - padding)
+    return fmt.duration_ms((end - start - 9) * 3 // 4 - padding)
 
 
 __all__ = ["HandshakeOptions", "Routed", "SessionProtocol"]

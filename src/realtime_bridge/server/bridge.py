@@ -24,11 +24,12 @@ from realtime_bridge.errors import (
     ErrorCode,
     UpstreamError,
     UpstreamUnavailable,
+    is_sendable_close_code,
 )
 from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
-from realtime_bridge.protocol.session import Routed, SessionProtocol
+from realtime_bridge.protocol.session import APPEND, Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection, ClientGone
 from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.upstream.base import (
@@ -63,13 +64,6 @@ class Ending:
     close_message: str = ""
     error: ClientError | None = None
     client_gone: bool = False
-
-
-def is_sendable_close_code(code: int) -> bool:
-    """Whether a close frame may carry ``code`` (RFC 6455 §7.4: 1005, 1006, 1015 never may)."""
-    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014) or (
-        3000 <= code <= 4999
-    )
 
 
 def ending_for_error(error: ClientError, reason: str) -> Ending:
@@ -159,6 +153,33 @@ class BridgeSession:
 
     # -- client → upstream ------------------------------------------------------------------------
 
+    def client_passthrough(self, payload: memoryview) -> bool:
+        """The hot path: an audio append that goes upstream as it arrived (see
+        :meth:`SessionProtocol.passthrough_client`); False leaves the frame to ``client_text``."""
+        received_ns = time.perf_counter_ns()
+        try:
+            if not self._protocol.passthrough_client(payload):
+                return False
+            size = len(payload)
+            record = self.record
+            traffic = record.client_to_upstream
+            traffic.bytes += size
+            traffic.events += 1
+            record.last_client_activity = time.monotonic()
+            if self._debug:
+                self._log.debug("client → upstream", extra={"type": APPEND, "bytes": size})
+            upstream = self._upstream
+            if upstream is not None:
+                upstream.send_payload(payload)
+        except UpstreamError:
+            return True  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("routing a client event")
+            return True
+        if self._to_upstream_metrics is not None:
+            self._to_upstream_metrics.relayed(APPEND, size, received_ns)
+        return True
+
     def client_text(self, text: str) -> None:
         self._from_client(self._protocol.from_client_text, text, len(text))
 
@@ -222,6 +243,28 @@ class BridgeSession:
                 upstream.pause_reading()
 
     # -- upstream → client ------------------------------------------------------------------------
+
+    def upstream_passthrough(self, payload: bytes) -> bool:
+        """The hot path: an upstream event that goes to the client as it arrived (see
+        :meth:`SessionProtocol.passthrough_upstream`); False leaves it to ``upstream_text``."""
+        received_ns = time.perf_counter_ns()
+        try:
+            event_type = self._protocol.passthrough_upstream(payload)
+            if event_type is None:
+                return False
+            size = len(payload)
+            traffic = self.record.upstream_to_client
+            traffic.bytes += size
+            traffic.events += 1
+            if self._debug:
+                self._log.debug("upstream → client", extra={"type": event_type, "bytes": size})
+            self._client.send_text_payload(payload)
+        except Exception:
+            self._internal_error("routing an upstream event")
+            return True
+        if self._to_client_metrics is not None:
+            self._to_client_metrics.relayed(event_type, size, received_ns)
+        return True
 
     def upstream_text(self, text: str) -> None:
         received_ns = time.perf_counter_ns()
@@ -295,6 +338,12 @@ class BridgeSession:
         return None, min(client_check, upstream_check)
 
     def _upstream_ending(self, closed: UpstreamClosed) -> Ending:
+        if closed.protocol_error:
+            error = ClientError(
+                ErrorCode.UPSTREAM_CLOSED,
+                f"The upstream broke the WebSocket protocol ({closed.reason}).",
+            )
+            return ending_for_error(error, "upstream_protocol_error")
         if closed.code is None:
             error = ClientError(
                 ErrorCode.UPSTREAM_CLOSED, "The upstream connection ended without a close frame."

@@ -18,6 +18,8 @@ from typing import Protocol
 
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
+from realtime_bridge.errors import is_sendable_close_code
+
 #: How long the client gets to answer our close frame before the socket is dropped.
 CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
 _MAX_REASON_BYTES = 123
@@ -35,6 +37,11 @@ class ClientGone:
 
 class ClientSink(Protocol):
     """What the client's frames are delivered to (the bridge session)."""
+
+    def client_passthrough(self, payload: memoryview) -> bool:
+        """A text message still in bytes: True if it was taken as it is (the hot path), False if
+        it must come again, decoded, through :meth:`client_text`. Valid only during the call."""
+        ...
 
     def client_text(self, text: str) -> None: ...
 
@@ -70,6 +77,7 @@ class ClientConnection(WSListener):
         self._fragments: list[bytes] = []
         self._fragments_size = 0
         self._fragment_type = WSMsgType.TEXT
+        self._fragments_open = False
         self._gone: ClientGone | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -87,31 +95,30 @@ class ClientConnection(WSListener):
             self.on_connected.set_result(None)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if self._gone is not None:  # closing: what is still buffered is dropped
+            return
         msg_type = frame.msg_type
-        if frame.fin and msg_type is WSMsgType.TEXT:
-            if frame.payload_size > self._max_message_bytes:
-                self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-                return
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
+            self._refuse(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
+        elif msg_type is WSMsgType.TEXT and frame.fin and not self._fragments_open:
             sink = self._sink
             if sink is None:
                 self._early.append((msg_type, frame.get_payload_as_bytes()))
-                return
-            try:
-                text = frame.get_payload_as_utf8_text()
-            except UnicodeDecodeError:
-                self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
-                return
-            sink.client_text(text)
-        elif frame.fin and msg_type is WSMsgType.BINARY:
-            if frame.payload_size > self._max_message_bytes:
-                self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-                return
+            elif not sink.client_passthrough(frame.get_payload_as_memoryview()):
+                try:
+                    text = frame.get_payload_as_utf8_text()
+                except UnicodeDecodeError:
+                    self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
+                    return
+                sink.client_text(text)
+        elif msg_type is WSMsgType.BINARY and frame.fin and not self._fragments_open:
             self._deliver(msg_type, frame.get_payload_as_bytes())
         elif msg_type is WSMsgType.CLOSE:
             self._on_close_frame(transport, frame)
         elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
             self._on_fragment(frame)
-        # PING is answered by picows (auto-pong); PONG needs nothing.
+        # PING is answered by picows (auto-pong); PONG needs nothing. A message larger than
+        # MAX_MESSAGE_BYTES in one frame never gets here: picows refuses it with 1009.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         handshake = transport.close_handshake
@@ -154,6 +161,11 @@ class ClientConnection(WSListener):
     def send_text(self, text: str) -> None:
         if not self.closed:
             self.transport.send(WSMsgType.TEXT, text.encode())  # type: ignore[union-attr]
+
+    def send_text_payload(self, payload: bytes | memoryview) -> None:
+        """Send a text message already encoded as UTF-8."""
+        if not self.closed:
+            self.transport.send(WSMsgType.TEXT, payload)  # type: ignore[union-attr]
 
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
@@ -225,22 +237,36 @@ class ClientConnection(WSListener):
             sink.client_gone(gone)
 
     def _on_close_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        code = frame.get_close_code().value or 1005  # 1005: a close frame without a code
-        reason = (frame.get_close_message() or b"").decode("utf-8", "replace")
+        code = frame.get_close_code().value  # 0: the frame carries no code
+        if code and not is_sendable_close_code(code):
+            self._refuse(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+            return
+        message = frame.get_close_message() or b""
+        try:
+            reason = message.decode()
+        except UnicodeDecodeError:
+            self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a close reason")
+            return
         if not transport.is_close_frame_sent:
-            echo = WSCloseCode(code if code != 1005 else 1000)
-            transport.send_close(echo, frame.get_close_message())
+            transport.send_close(WSCloseCode(code or 1000), message)
         transport.disconnect()
-        self._end(ClientGone(code, reason))
+        self._end(ClientGone(code or 1005, reason))  # 1005: a close frame without a code
 
     def _on_fragment(self, frame: WSFrame) -> None:
-        if frame.msg_type is not WSMsgType.CONTINUATION:
-            self._fragments.clear()
-            self._fragments_size = 0
-            self._fragment_type = frame.msg_type
-        elif not self._fragments and self._fragments_size == 0:
-            self._refuse(WSCloseCode.PROTOCOL_ERROR, "continuation frame without a start")
+        """One frame of a fragmented message (RFC 6455 §5.4): a TEXT or BINARY frame starts it,
+        CONTINUATION frames carry the rest, the last one has ``fin``."""
+        starts = frame.msg_type is not WSMsgType.CONTINUATION
+        if starts == self._fragments_open:
+            problem = (
+                "a new message inside a fragmented one"
+                if starts
+                else "continuation frame without a start"
+            )
+            self._refuse(WSCloseCode.PROTOCOL_ERROR, problem)
             return
+        if starts:
+            self._fragments_open = True
+            self._fragment_type = frame.msg_type
         self._fragments_size += frame.payload_size
         if self._fragments_size > self._max_message_bytes:
             self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
@@ -250,6 +276,7 @@ class ClientConnection(WSListener):
             data = b"".join(self._fragments)
             self._fragments.clear()
             self._fragments_size = 0
+            self._fragments_open = False
             self._deliver(self._fragment_type, data)
 
     def _refuse(self, code: WSCloseCode, reason: str) -> None:

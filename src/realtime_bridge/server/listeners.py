@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 from picows import WSAutoPingStrategy, WSUpgradeRequest, ws_create_server
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
+from realtime_bridge.observability import DemotedErrors
 from realtime_bridge.server.endpoint import SessionEndpoint
 
 #: The largest request head read while routing; aiohttp answers anything bigger (431).
@@ -29,16 +29,8 @@ HANDSHAKE_TIMEOUT_S = 10.0
 READ_BUFFER_BYTES = 4096
 
 
-class ClientFaultLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """picows' logger for client connections. picows reports a frame it refuses (too big,
-    malformed) at ERROR; for a server that is the client's fault, so it is logged at INFO
-    (the session's end line says how it ended). Exceptions keep their level."""
-
-    def error(self, msg: object, *args: object, **kwargs: Any) -> None:
-        self.info(msg, *args, **kwargs)
-
-
-_LOGGER = ClientFaultLog(logging.getLogger("picows.server"))
+#: A client frame picows refuses is the client's fault: logged at INFO.
+_LOGGER = DemotedErrors(logging.getLogger("picows.server"), logging.INFO)
 
 
 async def listen_sessions(

@@ -20,10 +20,12 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class UpstreamClosed:
-    """How the upstream ended: its close code and reason (``code`` None when it just vanished)."""
+    """How the upstream ended: its close code and reason (``code`` None when it just vanished,
+    or when the bridge dropped it for breaking the WebSocket protocol: ``protocol_error``)."""
 
     code: int | None
     reason: str = ""
+    protocol_error: bool = False
 
 
 class UpstreamSink(Protocol):
@@ -35,6 +37,11 @@ class UpstreamSink(Protocol):
 
     def upstream_text(self, text: str) -> None:
         """One event (a JSON text frame) from the upstream."""
+        ...
+
+    def upstream_passthrough(self, payload: bytes) -> bool:
+        """One event still in bytes (UTF-8 JSON): True if it was taken as it is (the hot path),
+        False if it must come again, decoded, through :meth:`upstream_text`."""
         ...
 
     def upstream_closed(self, closed: UpstreamClosed) -> None:
@@ -55,6 +62,10 @@ class UpstreamConnection(Protocol):
 
     def send(self, text: str) -> None:
         """Send one event (a JSON text frame). Raises UpstreamError if the channel is gone."""
+        ...
+
+    def send_payload(self, payload: bytes | memoryview) -> None:
+        """Send one event already encoded (UTF-8 JSON), as :meth:`send` does for a ``str``."""
         ...
 
     def pause_reading(self) -> None:

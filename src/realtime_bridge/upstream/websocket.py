@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -29,6 +30,7 @@ from picows import (
 )
 
 from realtime_bridge.errors import UpstreamError, UpstreamUnavailable
+from realtime_bridge.observability import DemotedErrors
 from realtime_bridge.upstream.base import (
     UpstreamClosed,
     UpstreamConnection,
@@ -41,6 +43,8 @@ MAX_UPSTREAM_MESSAGE_BYTES = 64 * 1024 * 1024
 #: picows' read buffer starts this small and doubles when an event needs more (audio deltas
 #: are a few KB; per-session memory is mostly these buffers, 16 KB each by default).
 READ_BUFFER_BYTES = 4096
+#: An upstream frame picows refuses is the upstream's fault: logged at WARNING.
+_LOGGER = DemotedErrors(logging.getLogger("picows.upstream"), logging.WARNING)
 #: How long a closing handshake may take before the socket is dropped.
 CLOSE_TIMEOUT_S = 1.0
 
@@ -64,6 +68,7 @@ class WebSocketConnection(WSListener):
         self._fragments: list[bytes] = []
         self._fragments_size = 0
         self._fragment_type = WSMsgType.TEXT
+        self._fragments_open = False
         self._closed: UpstreamClosed | None = None
         self._closing_ourselves = False
 
@@ -73,10 +78,22 @@ class WebSocketConnection(WSListener):
         self._transport = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if self._closed is not None:  # ended or closing: what is still buffered is dropped
+            return
         msg_type = frame.msg_type
-        if msg_type is WSMsgType.TEXT and frame.fin:
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
+            self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
+        elif msg_type is WSMsgType.TEXT and frame.fin and not self._fragments_open:
+            if frame.payload_size > MAX_UPSTREAM_MESSAGE_BYTES:
+                # picows flags it too, but still hands the frame over before disconnecting
+                self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
+                return
+            payload = frame.get_payload_as_bytes()
+            sink = self._sink
+            if sink is not None and sink.upstream_passthrough(payload):
+                return
             try:
-                self._deliver(frame.get_payload_as_utf8_text())
+                self._deliver(payload.decode())
             except UnicodeDecodeError:
                 self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
         elif msg_type is WSMsgType.CLOSE:
@@ -86,7 +103,14 @@ class WebSocketConnection(WSListener):
         # PING is answered by picows (auto-pong); PONG needs nothing.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        if self._closed is None:
+        if self._closed is not None:
+            return
+        handshake = transport.close_handshake
+        if handshake is not None and handshake.sent is not None and handshake.recv is None:
+            # picows dropped it for a frame it could not accept (malformed, too big)
+            reason = handshake.sent.reason or "protocol error"
+            self._end(UpstreamClosed(None, reason, protocol_error=True))
+        else:
             self._end(UpstreamClosed(None, "connection lost"))
 
     def pause_writing(self) -> None:
@@ -114,6 +138,12 @@ class WebSocketConnection(WSListener):
             raise UpstreamError("the upstream connection is closed")
         transport.send(WSMsgType.TEXT, text.encode())
 
+    def send_payload(self, payload: bytes | memoryview) -> None:
+        transport = self._transport
+        if self._closed is not None or transport is None or transport.is_disconnected:
+            raise UpstreamError("the upstream connection is closed")
+        transport.send(WSMsgType.TEXT, payload)
+
     def pause_reading(self) -> None:
         if self._transport is not None:
             self._transport.underlying_transport.pause_reading()
@@ -134,7 +164,9 @@ class WebSocketConnection(WSListener):
         transport.underlying_transport.resume_reading()
         with contextlib.suppress(Exception):
             transport.send_close(WSCloseCode(code), reason.encode()[:123])
-        with contextlib.suppress(TimeoutError):
+        # picows re-raises here a protocol error the upstream made while closing: it is over
+        # either way.
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT_S)
         transport.disconnect(graceful=False)
 
@@ -160,29 +192,41 @@ class WebSocketConnection(WSListener):
             sink.upstream_closed(closed)
 
     def _on_close_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        code = frame.get_close_code().value
-        reason = (frame.get_close_message() or b"").decode("utf-8", "replace")
+        code = frame.get_close_code().value  # 0: the frame carries no code
+        message = frame.get_close_message() or b""
+        try:
+            reason = message.decode()
+        except UnicodeDecodeError:
+            self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a close reason")
+            return
         if not transport.is_close_frame_sent:
-            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            # Echo the code; a close without one is answered with 1000 (0 is not a close code).
+            echo = frame.get_close_code() if code else WSCloseCode.OK
+            transport.send_close(echo, message)
         transport.disconnect()
         self._end(UpstreamClosed(code or 1005, reason))  # 1005: a close frame without a code
 
     def _on_fragment(self, frame: WSFrame) -> None:
-        if frame.msg_type is not WSMsgType.CONTINUATION:
-            self._fragments.clear()
-            self._fragments_size = 0
+        """One frame of a fragmented message, or a whole binary one (RFC 6455 §5.4)."""
+        starts = frame.msg_type is not WSMsgType.CONTINUATION
+        if starts == self._fragments_open:
+            problem = "a new message inside a fragmented one" if starts else "orphan continuation"
+            self._fail(WSCloseCode.PROTOCOL_ERROR, problem)
+            return
+        if starts:
+            self._fragments_open = True
             self._fragment_type = frame.msg_type
-        payload = frame.get_payload_as_bytes()
-        self._fragments_size += len(payload)
+        self._fragments_size += frame.payload_size
         if self._fragments_size > MAX_UPSTREAM_MESSAGE_BYTES:
             self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
             return
-        self._fragments.append(payload)
+        self._fragments.append(frame.get_payload_as_bytes())
         if not frame.fin:
             return
         data = b"".join(self._fragments)
         self._fragments.clear()
         self._fragments_size = 0
+        self._fragments_open = False
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -192,11 +236,13 @@ class WebSocketConnection(WSListener):
         self._deliver(text)
 
     def _fail(self, code: WSCloseCode, reason: str) -> None:
+        """Drop an upstream that broke the protocol; the session learns it as a protocol error."""
         transport = self._transport
-        if transport is not None:
-            transport.send_close(code, reason.encode())
+        if transport is not None and not transport.is_disconnected:
+            if not transport.is_close_frame_sent:
+                transport.send_close(code, reason.encode())
             transport.disconnect()
-        self._end(UpstreamClosed(None, reason))
+        self._end(UpstreamClosed(None, reason, protocol_error=True))
 
 
 class WebSocketUpstream:
@@ -246,7 +292,7 @@ class WebSocketUpstream:
                     max_redirects=0,
                     read_buffer_init_size=READ_BUFFER_BYTES,
                     use_aiofastnet=False,  # uvloop's transports: as fast, less memory
-                    logger_name="upstream",
+                    logger_name=_LOGGER,
                 )
         except TimeoutError:
             raise UpstreamUnavailable(

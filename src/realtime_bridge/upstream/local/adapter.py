@@ -50,6 +50,9 @@ class LocalConnection:
         self._sink = sink
         self._deliver()
 
+    def send_payload(self, payload: bytes | memoryview) -> None:
+        self.send(bytes(payload).decode())  # the bridge sends only text it checked as UTF-8
+
     def send(self, text: str) -> None:
         if self._closed or self._failed:
             raise UpstreamError("the local upstream session is closed")

@@ -138,6 +138,9 @@ class _Outbox:
     def upstream_text(self, text: str) -> None:
         self._queue.put_nowait(text)
 
+    def upstream_passthrough(self, payload: bytes) -> bool:
+        return False  # the in-process core delivers text only
+
     def upstream_closed(self, closed: UpstreamClosed) -> None:
         self._queue.put_nowait(closed)
 
