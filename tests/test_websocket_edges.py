@@ -891,7 +891,10 @@ async def test_other_methods_on_the_shared_port_reach_the_http_api(
 
 
 async def test_junk_and_truncated_heads_do_not_hurt_the_shared_port(
-    bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+    bridge: BridgeServer,
+    fake_upstream: FakeUpstream,
+    http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A head that never ends, longer than the router reads: answered by the HTTP side.
     reader, writer = await connect(bridge.http_port)
@@ -911,3 +914,6 @@ async def test_junk_and_truncated_heads_do_not_hurt_the_shared_port(
     async with http.get(f"http://127.0.0.1:{bridge.http_port}/health") as health:
         assert health.status == 200
     await assert_serves_a_new_session(bridge, fake_upstream)
+    # A stranger's bad request is theirs, not the server's: nothing at ERROR, no traceback.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(r.getMessage().startswith("bad HTTP request") for r in caplog.records)

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import SecretStr
 
 from realtime_bridge.errors import ClientError, ErrorCode
@@ -216,8 +217,27 @@ def _redact_key_subprotocols(value: object) -> object:
     return value
 
 
+class BadRequestFilter(logging.Filter):
+    """aiohttp logs a request it cannot parse (a header line over the limit, garbage) at ERROR
+    with a traceback. That is the client's fault and anyone can cause it, so it is logged at
+    INFO, without the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "bad HTTP request: %s", (str(exc).splitlines()[0][:120],)
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def install_log_filters() -> None:
-    """Install :class:`SubprotocolTokenFilter` on aiohttp's WebSocket logger (idempotent)."""
-    logger = logging.getLogger("aiohttp.websocket")
-    if not any(isinstance(f, SubprotocolTokenFilter) for f in logger.filters):
-        logger.addFilter(SubprotocolTokenFilter())
+    """Install :class:`SubprotocolTokenFilter` on aiohttp's WebSocket logger and
+    :class:`BadRequestFilter` on its server logger (idempotent)."""
+    for name, kind in (
+        ("aiohttp.websocket", SubprotocolTokenFilter),
+        ("aiohttp.server", BadRequestFilter),
+    ):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, kind) for f in logger.filters):
+            logger.addFilter(kind())

@@ -196,11 +196,11 @@ class ClientConnection(WSListener):
         Frames already queued are flushed first: the client gets everything sent before."""
         self._sink = None
         t = self.transport
-        if t is None or t.is_disconnected:
+        if t is None:
             return
-        if not t.is_close_frame_sent:
+        if not t.is_disconnected and not t.is_close_frame_sent:
             t.send_close(WSCloseCode(code), truncate_utf8(reason, _MAX_REASON_BYTES))
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(Exception):  # also collects an error picows stored
             await asyncio.wait_for(t.wait_disconnected(), CLOSE_HANDSHAKE_TIMEOUT_S)
         t.disconnect()
 

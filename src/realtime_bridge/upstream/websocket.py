@@ -157,15 +157,16 @@ class WebSocketConnection(WSListener):
         if self._closed is None:
             self._closed = UpstreamClosed(code, reason)
         self._sink = None  # the bridge asked: nothing more is delivered
-        if transport is None or transport.is_disconnected or self._closing_ourselves:
+        if transport is None or self._closing_ourselves:
             return
         self._closing_ourselves = True
-        # Read again (what arrives is dropped), so the upstream's close frame is seen.
-        transport.underlying_transport.resume_reading()
-        with contextlib.suppress(Exception):
-            transport.send_close(WSCloseCode(code), reason.encode()[:123])
-        # picows re-raises here a protocol error the upstream made while closing: it is over
-        # either way.
+        if not transport.is_disconnected:
+            # Read again (what arrives is dropped), so the upstream's close frame is seen.
+            transport.underlying_transport.resume_reading()
+            with contextlib.suppress(Exception):
+                transport.send_close(WSCloseCode(code), reason.encode()[:123])
+        # Awaiting the end also collects a protocol error picows stored for the upstream (it
+        # would otherwise be logged as never retrieved): it is over either way.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(transport.wait_disconnected(), CLOSE_TIMEOUT_S)
         transport.disconnect(graceful=False)
