@@ -490,6 +490,28 @@ async def test_fragmented_message_over_the_limit_closes_1009_and_the_server_goes
         await assert_serves_a_new_session(server, fake_upstream)
 
 
+async def test_one_frame_over_the_limit_closes_1009_and_is_never_forwarded(
+    openai_env: dict[str, str],
+    ports_env: dict[str, str],
+    fake_upstream: FakeUpstream,
+    bridge_logs: pytest.LogCaptureFixture,
+) -> None:
+    """picows flags the frame from its header but still parses its payload: the bridge must
+    not pass it on in the moment before the socket closes."""
+    limit = 2048
+    async with serving(**openai_env, **ports_env, MAX_MESSAGE_BYTES=limit) as server:
+        client = await open_ws(server.ws_port)
+        upstream = await fake_upstream.next_session()
+        big = ('{"type":"conversation.item.create","pad":"' + "x" * limit + '"}').encode()
+        await client.send(OP_TEXT, big)
+        close = await client.expect_close()
+        assert close.close_code == 1009
+        await asyncio.wait_for(upstream.closed.wait(), TIMEOUT_S)
+        assert upstream.received.empty()
+        await wait_for_sessions(server, 0)
+        assert_session_end_logged(bridge_logs, "client_protocol_error", 1009)
+
+
 # ---------------------------------------------------------------------------------------------
 # Protocol errors: 1007 and 1002
 

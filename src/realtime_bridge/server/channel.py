@@ -100,6 +100,10 @@ class ClientConnection(WSListener):
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
             self._refuse(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
+        elif frame.payload_size > self._max_message_bytes:
+            # picows refuses such a frame from its header (1009) but still parses it and hands
+            # it over; it must not be passed on.
+            self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
         elif msg_type is WSMsgType.TEXT and frame.fin and not self._fragments_open:
             sink = self._sink
             if sink is None:
@@ -117,13 +121,13 @@ class ClientConnection(WSListener):
             self._on_close_frame(transport, frame)
         elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
             self._on_fragment(frame)
-        # PING is answered by picows (auto-pong); PONG needs nothing. A message larger than
-        # MAX_MESSAGE_BYTES in one frame never gets here: picows refuses it with 1009.
+        # PING is answered by picows (auto-pong); PONG needs nothing.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         handshake = transport.close_handshake
-        if handshake is not None and handshake.sent is not None and handshake.recv is None:
-            # picows closed it for a frame it could not accept (too big: 1009; malformed: 1002)
+        if handshake is not None and handshake.sent is not None and not handshake.recv_then_sent:
+            # We closed first without having said why (that would have ended it already):
+            # picows did, for a frame it could not accept (too big: 1009; malformed: 1002).
             sent = handshake.sent
             error = sent.reason or "protocol error"
             self._end(ClientGone(sent.code.value, sent.reason, error=error))

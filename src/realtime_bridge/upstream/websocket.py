@@ -106,7 +106,7 @@ class WebSocketConnection(WSListener):
         if self._closed is not None:
             return
         handshake = transport.close_handshake
-        if handshake is not None and handshake.sent is not None and handshake.recv is None:
+        if handshake is not None and handshake.sent is not None and not handshake.recv_then_sent:
             # picows dropped it for a frame it could not accept (malformed, too big)
             reason = handshake.sent.reason or "protocol error"
             self._end(UpstreamClosed(None, reason, protocol_error=True))
