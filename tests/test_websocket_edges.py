@@ -939,3 +939,25 @@ async def test_junk_and_truncated_heads_do_not_hurt_the_shared_port(
     # A stranger's bad request is theirs, not the server's: nothing at ERROR, no traceback.
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(r.getMessage().startswith("bad HTTP request") for r in caplog.records)
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /health HTTP/1.1\r\nHost: x"], ids=["silent", "half"])
+async def test_a_connection_that_never_finishes_its_request_is_closed(
+    openai_env: dict[str, str],
+    ports_env: dict[str, str],
+    fake_upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    sent: bytes,
+) -> None:
+    """A slow or silent connection cannot hold a socket forever (on the shared port it waits in
+    the router, on the session port in picows' handshake)."""
+    from realtime_bridge.server import listeners
+
+    monkeypatch.setattr(listeners, "HANDSHAKE_TIMEOUT_S", 0.3)
+    async with serving(**openai_env, **ports_env) as server:
+        reader, writer = await connect(server.ws_port)
+        writer.write(sent)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT_S) is not None  # EOF: it was closed
+        assert reader.at_eof()
+        await assert_serves_a_new_session(server, fake_upstream)

@@ -22,7 +22,8 @@ from realtime_bridge.server.endpoint import SessionEndpoint
 
 #: The largest request head read while routing; aiohttp answers anything bigger (431).
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
-#: How long a new connection may take to send its upgrade request.
+#: How long a new connection may take to send its upgrade request (or, on a shared port, the
+#: head of its first request).
 HANDSHAKE_TIMEOUT_S = 10.0
 #: picows' read buffer starts this small and doubles when a message needs more: most client
 #: events are a few KB, and memory per session is mostly these buffers (16 KB by default).
@@ -93,9 +94,16 @@ class FirstRequestRouter(asyncio.Protocol):
         self._http = http
         self._transport: asyncio.BaseTransport | None = None
         self._head = bytearray()
+        self._timeout: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # uvloop's transports do not subclass asyncio.Transport
+        # A connection that never finishes its first request head must not stay open forever.
+        self._timeout = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timeout is not None:
+            self._timeout.cancel()
 
     def data_received(self, data: bytes) -> None:
         self._head += data
@@ -113,6 +121,8 @@ class FirstRequestRouter(asyncio.Protocol):
     def _hand_over(self, protocol: asyncio.BaseProtocol) -> None:
         transport = self._transport
         assert transport is not None
+        if self._timeout is not None:
+            self._timeout.cancel()  # the new protocol has its own timeouts
         data = bytes(self._head)
         self._head.clear()
         transport.set_protocol(protocol)
