@@ -82,6 +82,9 @@ class _Histogram:
 
 
 _LATENCY_BOUNDS_NS = tuple(round(bound * 1e9) for bound in LATENCY_BUCKETS)
+# Bound once: called for every relayed frame.
+_perf_counter_ns = time.perf_counter_ns
+_bisect_left = bisect.bisect_left
 
 
 class DirectionMetrics:
@@ -96,14 +99,14 @@ class DirectionMetrics:
         self.latency_sum_ns = 0
 
     def relayed(self, event_type: str | None, size: int, started_ns: int) -> None:
-        elapsed_ns = time.perf_counter_ns() - started_ns
+        elapsed_ns = _perf_counter_ns() - started_ns
         label = event_type if event_type in KNOWN_EVENT_TYPES else event_label(event_type)
         counts = self.counts.get(label)
         if counts is None:
             counts = self.counts[label] = [0, 0]
         counts[0] += 1
         counts[1] += size
-        self.latency_counts[bisect.bisect_left(_LATENCY_BOUNDS_NS, elapsed_ns)] += 1
+        self.latency_counts[_bisect_left(_LATENCY_BOUNDS_NS, elapsed_ns)] += 1
         self.latency_sum_ns += elapsed_ns
 
     def merge(self, other: DirectionMetrics) -> None:

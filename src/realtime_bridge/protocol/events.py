@@ -154,6 +154,7 @@ def peek_type(text: str) -> str | None:
 
 
 _TYPE_PREFIX_BYTES = _TYPE_PREFIX.encode()
+_KNOWN_TYPES_BY_BYTES = {name.encode(): name for name in KNOWN_EVENT_TYPES}
 
 
 def peek_type_prefix(payload: bytes) -> str | None:
@@ -164,6 +165,9 @@ def peek_type_prefix(payload: bytes) -> str | None:
         end = payload.find(b'"', start, start + 128)
         if end > 0:
             candidate = payload[start:end]
+            known = _KNOWN_TYPES_BY_BYTES.get(candidate)  # the usual case: no decode
+            if known is not None:
+                return known
             if b"\\" not in candidate and candidate.isascii():
                 return candidate.decode()
     return None

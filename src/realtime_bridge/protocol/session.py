@@ -138,6 +138,7 @@ class SessionProtocol:
 
     def _set_input(self, fmt: AudioFormat) -> None:
         self._in = Converter(fmt, fmt.upstream_format())
+        self._refresh_passthrough()
         # Items the upstream reports carry input audio in the upstream's format.
         self._parsed_types = (
             _USAGE_EVENTS if self._in.is_passthrough else _USAGE_EVENTS | ITEM_EVENTS
@@ -157,12 +158,14 @@ class SessionProtocol:
         self._refresh_passthrough()
 
     def _refresh_passthrough(self) -> None:
-        """Upstream frames go to the client untouched (the common, fast case) unless audio or
-        the protocol version differ; recomputed when either changes, not per frame."""
+        """Frames go on untouched (the common, fast case) unless audio or the protocol version
+        differ, each way; recomputed when either changes, not per frame."""
         out = getattr(self, "_out", None)
         self._upstream_passthrough = (
             not self._beta and out is not None and out.is_passthrough and not self.binary_audio
         )
+        inp = getattr(self, "_in", None)
+        self._client_passthrough = not self._beta and inp is not None and inp.is_passthrough
 
     # ----------------------------------------------------------- client → upstream
 
@@ -181,7 +184,7 @@ class SessionProtocol:
 
         Most client frames are such appends, and this spares them the decode to ``str``, the
         encode back and the routing objects. orjson checks the UTF-8 and the JSON."""
-        if self._beta or not self._in.is_passthrough:
+        if not self._client_passthrough:
             return False
         try:
             event = orjson.loads(payload)
@@ -189,11 +192,12 @@ class SessionProtocol:
             return False
         if type(event) is not dict or event.get("type") != APPEND:
             return False
+        src = self._in.src
         try:
-            size = audio_b64_size(event.get("audio"), self._in.src)
+            size = audio_b64_size(event.get("audio"), src)
         except ClientError:
             return False
-        self.audio_ms_in += self._in.src.duration_ms(size)
+        self.audio_ms_in += src.duration_ms(size)
         return True
 
     def from_client_binary(self, data: bytes) -> Routed:

@@ -53,6 +53,9 @@ CLIENT_STALLED = "client_stalled"
 #: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog, which needs
 #: no timer per frame.
 CLIENT_PING_INTERVAL_S = 20.0
+# Bound once: read on every relayed frame.
+_perf_counter_ns = time.perf_counter_ns
+_monotonic = time.monotonic
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +159,7 @@ class BridgeSession:
     def client_passthrough(self, payload: memoryview) -> bool:
         """The hot path: an audio append that goes upstream as it arrived (see
         :meth:`SessionProtocol.passthrough_client`); False leaves the frame to ``client_text``."""
-        received_ns = time.perf_counter_ns()
+        received_ns = _perf_counter_ns()
         try:
             if not self._protocol.passthrough_client(payload):
                 return False
@@ -165,7 +168,7 @@ class BridgeSession:
             traffic = record.client_to_upstream
             traffic.bytes += size
             traffic.events += 1
-            record.last_client_activity = time.monotonic()
+            record.last_client_activity = _monotonic()
             if self._debug:
                 self._log.debug("client → upstream", extra={"type": APPEND, "bytes": size})
             upstream = self._upstream
@@ -247,7 +250,7 @@ class BridgeSession:
     def upstream_passthrough(self, payload: bytes) -> bool:
         """The hot path: an upstream event that goes to the client as it arrived (see
         :meth:`SessionProtocol.passthrough_upstream`); False leaves it to ``upstream_text``."""
-        received_ns = time.perf_counter_ns()
+        received_ns = _perf_counter_ns()
         try:
             event_type = self._protocol.passthrough_upstream(payload)
             if event_type is None:

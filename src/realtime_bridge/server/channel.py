@@ -20,6 +20,12 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from realtime_bridge.errors import is_sendable_close_code
 
+_TEXT, _BINARY, _CONTINUATION, _CLOSE = (
+    WSMsgType.TEXT,
+    WSMsgType.BINARY,
+    WSMsgType.CONTINUATION,
+    WSMsgType.CLOSE,
+)
 #: How long the client gets to answer our close frame before the socket is dropped.
 CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
 _MAX_REASON_BYTES = 123
@@ -104,7 +110,7 @@ class ClientConnection(WSListener):
             # picows refuses such a frame from its header (1009) but still parses it and hands
             # it over; it must not be passed on.
             self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-        elif msg_type is WSMsgType.TEXT and frame.fin and not self._fragments_open:
+        elif msg_type is _TEXT and frame.fin and not self._fragments_open:
             sink = self._sink
             if sink is None:
                 self._early.append((msg_type, frame.get_payload_as_bytes()))
@@ -115,11 +121,11 @@ class ClientConnection(WSListener):
                     self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
                     return
                 sink.client_text(text)
-        elif msg_type is WSMsgType.BINARY and frame.fin and not self._fragments_open:
+        elif msg_type is _BINARY and frame.fin and not self._fragments_open:
             self._deliver(msg_type, frame.get_payload_as_bytes())
-        elif msg_type is WSMsgType.CLOSE:
+        elif msg_type is _CLOSE:
             self._on_close_frame(transport, frame)
-        elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+        elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
             self._on_fragment(frame)
         # PING is answered by picows (auto-pong); PONG needs nothing.
 

@@ -38,6 +38,12 @@ from realtime_bridge.upstream.base import (
     UpstreamSink,
 )
 
+_TEXT, _BINARY, _CONTINUATION, _CLOSE = (
+    WSMsgType.TEXT,
+    WSMsgType.BINARY,
+    WSMsgType.CONTINUATION,
+    WSMsgType.CLOSE,
+)
 #: Largest upstream message accepted; a 15 MiB audio event is the API's own maximum.
 MAX_UPSTREAM_MESSAGE_BYTES = 64 * 1024 * 1024
 #: picows' read buffer starts this small and doubles when an event needs more (audio deltas
@@ -83,7 +89,7 @@ class WebSocketConnection(WSListener):
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
             self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
-        elif msg_type is WSMsgType.TEXT and frame.fin and not self._fragments_open:
+        elif msg_type is _TEXT and frame.fin and not self._fragments_open:
             if frame.payload_size > MAX_UPSTREAM_MESSAGE_BYTES:
                 # picows flags it too, but still hands the frame over before disconnecting
                 self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
@@ -96,9 +102,9 @@ class WebSocketConnection(WSListener):
                 self._deliver(payload.decode())
             except UnicodeDecodeError:
                 self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
-        elif msg_type is WSMsgType.CLOSE:
+        elif msg_type is _CLOSE:
             self._on_close_frame(transport, frame)
-        elif msg_type in (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION):
+        elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
             self._on_fragment(frame)
         # PING is answered by picows (auto-pong); PONG needs nothing.
 
