@@ -8,15 +8,13 @@ usage: python aiohttp_relay.py --upstream ws://127.0.0.1:P/v1/realtime [--port 0
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import signal
 import socket
-import sys
 
 import aiohttp
 from aiohttp import web
+from peer_cli import run_peer, until_stopped
 
 
 async def _pump(
@@ -89,31 +87,9 @@ async def serve(host: str, port: int, upstream: str) -> None:
     site = web.SockSite(runner, sock, backlog=1024)
     await site.start()
     print(f"relay listening {sock.getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     await asyncio.wait_for(runner.cleanup(), timeout=5)
 
 
-def main() -> None:
-    """Parse arguments and run."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--upstream", required=True)
-    parser.add_argument("--uvloop", action="store_true")
-    args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(serve(args.host, args.port, args.upstream))
-    else:
-        asyncio.run(serve(args.host, args.port, args.upstream))
-
-
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        main()
-    sys.exit(0)
+    run_peer(serve, __doc__)

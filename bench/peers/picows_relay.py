@@ -9,12 +9,9 @@ usage: python picows_relay.py --upstream ws://127.0.0.1:P/v1/realtime [--port 0]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import signal
-import sys
 
+from peer_cli import run_peer, until_stopped
 from picows import (
     WSFrame,
     WSListener,
@@ -102,31 +99,9 @@ async def serve(host: str, port: int, upstream: str) -> None:
         factory, host, port, max_frame_size=64 * 1024 * 1024, use_aiofastnet=False
     )
     print(f"relay listening {server.sockets[0].getsockname()[1]}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     server.close()
 
 
-def main() -> None:
-    """Parse arguments and run."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--upstream", required=True)
-    parser.add_argument("--uvloop", action="store_true")
-    args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(serve(args.host, args.port, args.upstream))
-    else:
-        asyncio.run(serve(args.host, args.port, args.upstream))
-
-
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        main()
-    sys.exit(0)
+    run_peer(serve, __doc__)

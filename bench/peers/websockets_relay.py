@@ -8,14 +8,12 @@ usage: python websockets_relay.py --upstream ws://127.0.0.1:P/v1/realtime [--por
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import signal
-import sys
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from peer_cli import run_peer, until_stopped
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -73,32 +71,10 @@ async def run(host: str, port: int, upstream: str) -> None:
     ) as server:
         sock_port = next(iter(server.sockets)).getsockname()[1]
         print(f"relay listening {sock_port}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
         server.close()
         await asyncio.wait_for(server.wait_closed(), timeout=5)
 
 
-def main() -> None:
-    """Parse arguments and run."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--upstream", required=True)
-    parser.add_argument("--uvloop", action="store_true")
-    args = parser.parse_args()
-    if args.uvloop:
-        import uvloop
-
-        uvloop.run(run(args.host, args.port, args.upstream))
-    else:
-        asyncio.run(run(args.host, args.port, args.upstream))
-
-
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        main()
-    sys.exit(0)
+    run_peer(run, __doc__)
