@@ -190,33 +190,6 @@ def admit(
     return Admitted(token_id=token_fingerprint(good[0]))
 
 
-class SubprotocolTokenFilter(logging.Filter):
-    """Keeps ``openai-insecure-api-key.<token>`` out of aiohttp's own log lines.
-
-    aiohttp warns "Client protocols [...] don't overlap server-known ones" with the offered
-    subprotocols verbatim, i.e. with the client's token (or, for a browser using the SDK with a
-    real key, that key). This filter on the ``aiohttp.websocket`` logger rewrites them.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and any(
-            KEY_SUBPROTOCOL_PREFIX in str(arg) for arg in record.args
-        ):
-            record.args = tuple(_redact_key_subprotocols(arg) for arg in record.args)
-        if isinstance(record.msg, str) and KEY_SUBPROTOCOL_PREFIX in record.msg:
-            record.msg = _redact_key_subprotocols(record.msg)
-        return True
-
-
-def _redact_key_subprotocols(value: object) -> object:
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_key_subprotocols(item) for item in value)
-    if isinstance(value, str) and KEY_SUBPROTOCOL_PREFIX in value:
-        head, _, _ = value.partition(KEY_SUBPROTOCOL_PREFIX)
-        return f"{head}{KEY_SUBPROTOCOL_PREFIX}[REDACTED]"
-    return value
-
-
 class BadRequestFilter(logging.Filter):
     """aiohttp logs a request it cannot parse (a header line over the limit, garbage) at ERROR
     with a traceback. That is the client's fault and anyone can cause it, so it is logged at
@@ -232,12 +205,7 @@ class BadRequestFilter(logging.Filter):
 
 
 def install_log_filters() -> None:
-    """Install :class:`SubprotocolTokenFilter` on aiohttp's WebSocket logger and
-    :class:`BadRequestFilter` on its server logger (idempotent)."""
-    for name, kind in (
-        ("aiohttp.websocket", SubprotocolTokenFilter),
-        ("aiohttp.server", BadRequestFilter),
-    ):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, kind) for f in logger.filters):
-            logger.addFilter(kind())
+    """Install :class:`BadRequestFilter` on aiohttp's server logger (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequestFilter) for f in logger.filters):
+        logger.addFilter(BadRequestFilter())

@@ -190,12 +190,12 @@ class BridgeSession:
         self._from_client(self._protocol.from_client_binary, data, len(data))
 
     def _from_client(self, route: Callable[[Any], Routed], data: str | bytes, size: int) -> None:
-        received_ns = time.perf_counter_ns()
+        received_ns = _perf_counter_ns()
         record = self.record
         traffic = record.client_to_upstream
         traffic.bytes += size
         traffic.events += 1
-        record.last_client_activity = time.monotonic()
+        record.last_client_activity = _monotonic()
         try:
             routed = route(data)
             if routed.error is not None:
@@ -270,7 +270,7 @@ class BridgeSession:
         return True
 
     def upstream_text(self, text: str) -> None:
-        received_ns = time.perf_counter_ns()
+        received_ns = _perf_counter_ns()
         traffic = self.record.upstream_to_client
         traffic.bytes += len(text)
         traffic.events += 1

@@ -19,6 +19,15 @@ from typing import Protocol
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from realtime_bridge.errors import is_sendable_close_code
+from realtime_bridge.wsframes import (
+    FrameError,
+    MessageAssembler,
+    answer_close,
+    closed_by_picows,
+    read_close,
+    refuse,
+    truncate_utf8,
+)
 
 _TEXT, _BINARY, _CONTINUATION, _CLOSE = (
     WSMsgType.TEXT,
@@ -28,7 +37,6 @@ _TEXT, _BINARY, _CONTINUATION, _CLOSE = (
 )
 #: How long the client gets to answer our close frame before the socket is dropped.
 CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
-_MAX_REASON_BYTES = 123
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +70,6 @@ class ClientSink(Protocol):
         ...
 
 
-def truncate_utf8(text: str, limit: int) -> bytes:
-    """``text`` encoded and cut to ``limit`` bytes without splitting a character."""
-    return text.encode()[:limit].decode("utf-8", "ignore").encode()
-
-
 class ClientConnection(WSListener):
     """One client WebSocket (server side). Created at the upgrade; ``attach`` starts delivery.
 
@@ -80,10 +83,7 @@ class ClientConnection(WSListener):
         self._max_message_bytes = max_message_bytes
         self._sink: ClientSink | None = None
         self._early: list[tuple[WSMsgType, bytes] | ClientGone] = []
-        self._fragments: list[bytes] = []
-        self._fragments_size = 0
-        self._fragment_type = WSMsgType.TEXT
-        self._fragments_open = False
+        self._assembler = MessageAssembler(max_message_bytes)
         self._gone: ClientGone | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,12 +105,12 @@ class ClientConnection(WSListener):
             return
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
-            self._refuse(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
+            self._refuse(FrameError(WSCloseCode.PROTOCOL_ERROR, "reserved bits set"))
         elif frame.payload_size > self._max_message_bytes:
             # picows refuses such a frame from its header (1009) but still parses it and hands
             # it over; it must not be passed on.
-            self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-        elif msg_type is _TEXT and frame.fin and not self._fragments_open:
+            self._refuse(FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big"))
+        elif msg_type is _TEXT and frame.fin and not self._assembler.open:
             sink = self._sink
             if sink is None:
                 self._early.append((msg_type, frame.get_payload_as_bytes()))
@@ -118,25 +118,27 @@ class ClientConnection(WSListener):
                 try:
                     text = frame.get_payload_as_utf8_text()
                 except UnicodeDecodeError:
-                    self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
+                    self._refuse(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
                     return
                 sink.client_text(text)
-        elif msg_type is _BINARY and frame.fin and not self._fragments_open:
+        elif msg_type is _BINARY and frame.fin and not self._assembler.open:
             self._deliver(msg_type, frame.get_payload_as_bytes())
         elif msg_type is _CLOSE:
             self._on_close_frame(transport, frame)
         elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
-            self._on_fragment(frame)
+            try:
+                message = self._assembler.add(frame)
+            except FrameError as error:
+                self._refuse(error)
+                return
+            if message is not None:
+                self._deliver(*message)
         # PING is answered by picows (auto-pong); PONG needs nothing.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        handshake = transport.close_handshake
-        if handshake is not None and handshake.sent is not None and not handshake.recv_then_sent:
-            # We closed first without having said why (that would have ended it already):
-            # picows did, for a frame it could not accept (too big: 1009; malformed: 1002).
-            sent = handshake.sent
-            error = sent.reason or "protocol error"
-            self._end(ClientGone(sent.code.value, sent.reason, error=error))
+        refused = closed_by_picows(transport)
+        if refused is not None:
+            self._end(ClientGone(refused.code.value, refused.reason, error=refused.reason))
         else:
             self._end(ClientGone(1006, "connection lost"))
 
@@ -169,8 +171,7 @@ class ClientConnection(WSListener):
         return t is None or t.is_disconnected or t.is_close_frame_sent
 
     def send_text(self, text: str) -> None:
-        if not self.closed:
-            self.transport.send(WSMsgType.TEXT, text.encode())  # type: ignore[union-attr]
+        self.send_text_payload(text.encode())
 
     def send_text_payload(self, payload: bytes | memoryview) -> None:
         """Send a text message already encoded as UTF-8."""
@@ -209,7 +210,7 @@ class ClientConnection(WSListener):
         if t is None:
             return
         if not t.is_disconnected and not t.is_close_frame_sent:
-            t.send_close(WSCloseCode(code), truncate_utf8(reason, _MAX_REASON_BYTES))
+            t.send_close(WSCloseCode(code), truncate_utf8(reason))
         with contextlib.suppress(Exception):  # also collects an error picows stored
             await asyncio.wait_for(t.wait_disconnected(), CLOSE_HANDSHAKE_TIMEOUT_S)
         t.disconnect()
@@ -232,7 +233,7 @@ class ClientConnection(WSListener):
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text message")
+                self._refuse(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
                 return
             sink.client_text(text)
 
@@ -247,53 +248,17 @@ class ClientConnection(WSListener):
             sink.client_gone(gone)
 
     def _on_close_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        code = frame.get_close_code().value  # 0: the frame carries no code
-        if code and not is_sendable_close_code(code):
-            self._refuse(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
-            return
-        message = frame.get_close_message() or b""
         try:
-            reason = message.decode()
-        except UnicodeDecodeError:
-            self._refuse(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a close reason")
+            code, reason, message = read_close(frame)
+            if code and not is_sendable_close_code(code):
+                raise FrameError(WSCloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+        except FrameError as error:
+            self._refuse(error)
             return
-        if not transport.is_close_frame_sent:
-            transport.send_close(WSCloseCode(code or 1000), message)
-        transport.disconnect()
+        answer_close(transport, code, message)
         self._end(ClientGone(code or 1005, reason))  # 1005: a close frame without a code
 
-    def _on_fragment(self, frame: WSFrame) -> None:
-        """One frame of a fragmented message (RFC 6455 §5.4): a TEXT or BINARY frame starts it,
-        CONTINUATION frames carry the rest, the last one has ``fin``."""
-        starts = frame.msg_type is not WSMsgType.CONTINUATION
-        if starts == self._fragments_open:
-            problem = (
-                "a new message inside a fragmented one"
-                if starts
-                else "continuation frame without a start"
-            )
-            self._refuse(WSCloseCode.PROTOCOL_ERROR, problem)
-            return
-        if starts:
-            self._fragments_open = True
-            self._fragment_type = frame.msg_type
-        self._fragments_size += frame.payload_size
-        if self._fragments_size > self._max_message_bytes:
-            self._refuse(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-            return
-        self._fragments.append(frame.get_payload_as_bytes())
-        if frame.fin:
-            data = b"".join(self._fragments)
-            self._fragments.clear()
-            self._fragments_size = 0
-            self._fragments_open = False
-            self._deliver(self._fragment_type, data)
-
-    def _refuse(self, code: WSCloseCode, reason: str) -> None:
+    def _refuse(self, error: FrameError) -> None:
         """Close the client for breaking the protocol; the session learns it as ``client_gone``."""
-        transport = self.transport
-        if transport is not None and not transport.is_disconnected:
-            if not transport.is_close_frame_sent:
-                transport.send_close(code, reason.encode())
-            transport.disconnect()
-        self._end(ClientGone(code.value, reason, error=reason))
+        refuse(self.transport, error)
+        self._end(ClientGone(error.code.value, error.reason, error=error.reason))

@@ -28,7 +28,7 @@ from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta
 from realtime_bridge.server.admission import admit, offered_subprotocols, own_origins
 from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession, Ending
 from realtime_bridge.server.channel import ClientConnection
-from realtime_bridge.server.http import ServerState
+from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
 
 log = get_logger("server")
@@ -43,17 +43,12 @@ FORCED_CLOSE_TIMEOUT_S = 3.0
 CONNECTED_TIMEOUT_S = 5.0
 
 
-def error_body(code: str, message: str) -> bytes:
-    """Every HTTP error body has one shape: ``{"error":{"code","message"}}``."""
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
-
-
 def refusal(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> WSUpgradeResponseWithListener:
     response = WSUpgradeResponse.create_error_response(
         status,
-        error_body(code, message),
+        json.dumps(error_document(code, message)).encode(),
         {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
     )
     return WSUpgradeResponseWithListener(response, None)

@@ -50,11 +50,13 @@ class ServerState:
 STATE_KEY = web.AppKey("state", ServerState)
 
 
-def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
+def error_document(code: str, message: str) -> dict[str, Any]:
     """Every HTTP error body has one shape: ``{"error":{"code","message"}}``."""
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers or None
-    )
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str, **headers: str) -> web.Response:
+    return web.json_response(error_document(code, message), status=status, headers=headers or None)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -14,11 +14,12 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from multidict import CIMultiDict
 from picows import WSAutoPingStrategy, WSUpgradeRequest, ws_create_server
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from realtime_bridge.observability import DemotedErrors
-from realtime_bridge.server.endpoint import SessionEndpoint
+from realtime_bridge.server.endpoint import SessionEndpoint, is_websocket_upgrade
 
 #: The largest request head read while routing; aiohttp answers anything bigger (431).
 MAX_REQUEST_HEAD_BYTES = 16 * 1024
@@ -141,18 +142,12 @@ class FirstRequestRouter(asyncio.Protocol):
 
 def is_websocket_head(head: bytes) -> bool:
     """Whether a request head (without the blank line) asks for a WebSocket upgrade."""
-    lines = head.split(b"\r\n")
-    if not lines[0].startswith(b"GET "):
-        return False
-    upgrade = connection = False
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"upgrade":
-            upgrade = value.strip().lower() == b"websocket"
-        elif name == b"connection":
-            connection = b"upgrade" in (v.strip() for v in value.lower().split(b","))
-    return upgrade and connection
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.add(name.strip(), value.strip())
+    return request_line.startswith("GET ") and is_websocket_upgrade(headers)
 
 
 async def listen_shared(

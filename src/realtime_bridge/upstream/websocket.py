@@ -37,6 +37,15 @@ from realtime_bridge.upstream.base import (
     UpstreamRequest,
     UpstreamSink,
 )
+from realtime_bridge.wsframes import (
+    FrameError,
+    MessageAssembler,
+    answer_close,
+    closed_by_picows,
+    read_close,
+    refuse,
+    truncate_utf8,
+)
 
 _TEXT, _BINARY, _CONTINUATION, _CLOSE = (
     WSMsgType.TEXT,
@@ -71,10 +80,7 @@ class WebSocketConnection(WSListener):
         self._sink: UpstreamSink | None = None
         #: Events and the ending that arrived before ``attach`` (session.created comes at once).
         self._early: list[str | UpstreamClosed] = []
-        self._fragments: list[bytes] = []
-        self._fragments_size = 0
-        self._fragment_type = WSMsgType.TEXT
-        self._fragments_open = False
+        self._assembler = MessageAssembler(MAX_UPSTREAM_MESSAGE_BYTES)
         self._closed: UpstreamClosed | None = None
         self._closing_ourselves = False
 
@@ -88,34 +94,35 @@ class WebSocketConnection(WSListener):
             return
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
-            self._fail(WSCloseCode.PROTOCOL_ERROR, "reserved bits set")
-        elif msg_type is _TEXT and frame.fin and not self._fragments_open:
+            self._fail(FrameError(WSCloseCode.PROTOCOL_ERROR, "reserved bits set"))
+        elif msg_type is _TEXT and frame.fin and not self._assembler.open:
             if frame.payload_size > MAX_UPSTREAM_MESSAGE_BYTES:
                 # picows flags it too, but still hands the frame over before disconnecting
-                self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
+                self._fail(FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big"))
                 return
             payload = frame.get_payload_as_bytes()
             sink = self._sink
             if sink is not None and sink.upstream_passthrough(payload):
                 return
-            try:
-                self._deliver(payload.decode())
-            except UnicodeDecodeError:
-                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text frame")
+            self._deliver(WSMsgType.TEXT, payload)
         elif msg_type is _CLOSE:
             self._on_close_frame(transport, frame)
         elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
-            self._on_fragment(frame)
+            try:
+                message = self._assembler.add(frame)
+            except FrameError as error:
+                self._fail(error)
+                return
+            if message is not None:
+                self._deliver(*message)
         # PING is answered by picows (auto-pong); PONG needs nothing.
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._closed is not None:
             return
-        handshake = transport.close_handshake
-        if handshake is not None and handshake.sent is not None and not handshake.recv_then_sent:
-            # picows dropped it for a frame it could not accept (malformed, too big)
-            reason = handshake.sent.reason or "protocol error"
-            self._end(UpstreamClosed(None, reason, protocol_error=True))
+        refused = closed_by_picows(transport)
+        if refused is not None:
+            self._end(UpstreamClosed(None, refused.reason, protocol_error=True))
         else:
             self._end(UpstreamClosed(None, "connection lost"))
 
@@ -170,7 +177,7 @@ class WebSocketConnection(WSListener):
             # Read again (what arrives is dropped), so the upstream's close frame is seen.
             transport.underlying_transport.resume_reading()
             with contextlib.suppress(Exception):
-                transport.send_close(WSCloseCode(code), reason.encode()[:123])
+                transport.send_close(WSCloseCode(code), truncate_utf8(reason))
         # Awaiting the end also collects a protocol error picows stored for the upstream (it
         # would otherwise be logged as never retrieved): it is over either way.
         with contextlib.suppress(Exception):
@@ -179,7 +186,15 @@ class WebSocketConnection(WSListener):
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _deliver(self, text: str) -> None:
+    def _deliver(self, msg_type: WSMsgType, data: bytes) -> None:
+        """A whole message: text goes on decoded; the API sends only text, so a binary one
+        passes on only if it is UTF-8, and is dropped otherwise."""
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            if msg_type is WSMsgType.TEXT:
+                self._fail(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
+            return
         if self._closed is not None:
             return
         sink = self._sink
@@ -199,57 +214,18 @@ class WebSocketConnection(WSListener):
             sink.upstream_closed(closed)
 
     def _on_close_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        code = frame.get_close_code().value  # 0: the frame carries no code
-        message = frame.get_close_message() or b""
         try:
-            reason = message.decode()
-        except UnicodeDecodeError:
-            self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a close reason")
+            code, reason, message = read_close(frame)
+        except FrameError as error:
+            self._fail(error)
             return
-        if not transport.is_close_frame_sent:
-            # Echo the code; a close without one is answered with 1000 (0 is not a close code).
-            echo = frame.get_close_code() if code else WSCloseCode.OK
-            transport.send_close(echo, message)
-        transport.disconnect()
+        answer_close(transport, code, message)
         self._end(UpstreamClosed(code or 1005, reason))  # 1005: a close frame without a code
 
-    def _on_fragment(self, frame: WSFrame) -> None:
-        """One frame of a fragmented message, or a whole binary one (RFC 6455 §5.4)."""
-        starts = frame.msg_type is not WSMsgType.CONTINUATION
-        if starts == self._fragments_open:
-            problem = "a new message inside a fragmented one" if starts else "orphan continuation"
-            self._fail(WSCloseCode.PROTOCOL_ERROR, problem)
-            return
-        if starts:
-            self._fragments_open = True
-            self._fragment_type = frame.msg_type
-        self._fragments_size += frame.payload_size
-        if self._fragments_size > MAX_UPSTREAM_MESSAGE_BYTES:
-            self._fail(WSCloseCode.MESSAGE_TOO_BIG, "upstream message too big")
-            return
-        self._fragments.append(frame.get_payload_as_bytes())
-        if not frame.fin:
-            return
-        data = b"".join(self._fragments)
-        self._fragments.clear()
-        self._fragments_size = 0
-        self._fragments_open = False
-        try:
-            text = data.decode()
-        except UnicodeDecodeError:
-            if self._fragment_type is WSMsgType.TEXT:
-                self._fail(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a text message")
-            return  # the API sends only text; a binary frame passes on only if it decodes
-        self._deliver(text)
-
-    def _fail(self, code: WSCloseCode, reason: str) -> None:
+    def _fail(self, error: FrameError) -> None:
         """Drop an upstream that broke the protocol; the session learns it as a protocol error."""
-        transport = self._transport
-        if transport is not None and not transport.is_disconnected:
-            if not transport.is_close_frame_sent:
-                transport.send_close(code, reason.encode())
-            transport.disconnect()
-        self._end(UpstreamClosed(None, reason, protocol_error=True))
+        refuse(self._transport, error)
+        self._end(UpstreamClosed(None, error.reason, protocol_error=True))
 
 
 class WebSocketUpstream:

@@ -1,0 +1,107 @@
+"""WebSocket message rules both ends of the relay share (RFC 6455), on top of picows' frames.
+
+picows hands over single frames; the client's side (``server/channel.py``) and the upstream's
+side (``upstream/websocket.py``) both reassemble fragmented messages, refuse what breaks the
+protocol, and answer close frames. The rules live here once; each side decides what a breach
+means for its session.
+"""
+
+from __future__ import annotations
+
+from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
+
+#: Close reasons are at most 123 bytes (a control frame's payload is 125, two are the code).
+MAX_CLOSE_REASON_BYTES = 123
+
+
+class FrameError(Exception):
+    """A frame or message the peer must be closed for: the close code and a reason."""
+
+    def __init__(self, code: WSCloseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class MessageAssembler:
+    """Joins a fragmented message (a TEXT or BINARY frame without ``fin``, then CONTINUATION
+    frames up to one with ``fin``), keeping the whole under ``limit`` bytes."""
+
+    __slots__ = ("_limit", "_parts", "_size", "_type", "open")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._type = WSMsgType.TEXT
+        #: Whether a fragmented message has started and not finished.
+        self.open = False
+
+    def add(self, frame: WSFrame) -> tuple[WSMsgType, bytes] | None:
+        """Take one data frame; the whole message once its last frame came, else None.
+        Raises :class:`FrameError` for a frame out of sequence or a message over the limit."""
+        starts = frame.msg_type is not WSMsgType.CONTINUATION
+        if starts == self.open:
+            if starts:
+                raise FrameError(
+                    WSCloseCode.PROTOCOL_ERROR, "a new message inside a fragmented one"
+                )
+            raise FrameError(WSCloseCode.PROTOCOL_ERROR, "continuation frame without a start")
+        if starts:
+            self.open = True
+            self._type = frame.msg_type
+        self._size += frame.payload_size
+        if self._size > self._limit:
+            raise FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
+        self._parts.append(frame.get_payload_as_bytes())
+        if not frame.fin:
+            return None
+        data = b"".join(self._parts)
+        self._parts.clear()
+        self._size = 0
+        self.open = False
+        return self._type, data
+
+
+def read_close(frame: WSFrame) -> tuple[int, str, bytes]:
+    """A close frame's code (0 when it carries none), reason, and raw reason bytes.
+    Raises :class:`FrameError` (1007) for a reason that is not UTF-8."""
+    message = frame.get_close_message() or b""
+    try:
+        reason = message.decode()
+    except UnicodeDecodeError:
+        raise FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in a close reason") from None
+    return frame.get_close_code().value, reason, message
+
+
+def answer_close(transport: WSTransport, code: int, message: bytes) -> None:
+    """Echo the peer's close (a close without a code is answered with 1000), then disconnect."""
+    if not transport.is_close_frame_sent:
+        transport.send_close(WSCloseCode(code or 1000), message)
+    transport.disconnect()
+
+
+def refuse(transport: WSTransport | None, error: FrameError) -> None:
+    """Close the peer for breaking the protocol (unless a close already went out)."""
+    if transport is not None and not transport.is_disconnected:
+        if not transport.is_close_frame_sent:
+            transport.send_close(error.code, error.reason.encode())
+        transport.disconnect()
+
+
+def closed_by_picows(transport: WSTransport) -> FrameError | None:
+    """When the connection ended because picows itself refused a frame (malformed: 1002, too
+    big: 1009, bad close reason: 1007), what it sent; None for any other ending.
+
+    We closed first and never heard back, and our own closes decide the session's ending
+    before the disconnect, so a close we sent that is still unexplained here is picows'."""
+    handshake = transport.close_handshake
+    if handshake is None or handshake.sent is None or handshake.recv_then_sent:
+        return None
+    sent = handshake.sent
+    return FrameError(sent.code, sent.reason or "protocol error")
+
+
+def truncate_utf8(text: str, limit: int = MAX_CLOSE_REASON_BYTES) -> bytes:
+    """``text`` encoded and cut to ``limit`` bytes without splitting a character."""
+    return text.encode()[:limit].decode("utf-8", "ignore").encode()
