@@ -26,7 +26,7 @@ from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.server.admission import admit, offered_subprotocols, own_origins
-from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession, Ending
+from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
@@ -38,7 +38,7 @@ SESSION_PATHS = ("/", "/v1/realtime")
 #: Subprotocols the bridge may select, and only when the client offered them.
 SELECTABLE_SUBPROTOCOLS = ("realtime",)
 #: How long a client whose last frames are still unsent gets to take them after the close.
-FORCED_CLOSE_TIMEOUT_S = 3.0
+UNSENT_GRACE_S = 3.0
 #: How long the 101 may take to turn into a connection before the reserved slot is freed.
 CONNECTED_TIMEOUT_S = 5.0
 
@@ -226,7 +226,6 @@ class SessionEndpoint:
             metrics=session_metrics,
             on_connected=state.metrics.upstream_connected if state.metrics is not None else None,
         )
-        ending: Ending | None = None
         try:
             ending = await session.run()
         finally:
@@ -241,7 +240,7 @@ class SessionEndpoint:
         if ending.reason != CLIENT_STALLED and client.write_buffer_size:
             # Its last frames are still unsent: it gets a while to take them, then is dropped.
             loop = asyncio.get_running_loop()
-            loop.call_later(FORCED_CLOSE_TIMEOUT_S, _abort_if_unflushed, client)
+            loop.call_later(UNSENT_GRACE_S, _abort_if_unflushed, client)
         slog.info(
             "session end",
             extra={
