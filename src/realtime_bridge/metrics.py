@@ -82,6 +82,7 @@ class _Histogram:
 
 
 _LATENCY_BOUNDS_NS = tuple(round(bound * 1e9) for bound in LATENCY_BUCKETS)
+_FIRST_LATENCY_BOUND_NS = _LATENCY_BOUNDS_NS[0]
 # Bound once: called for every relayed frame.
 _perf_counter_ns = time.perf_counter_ns
 _bisect_left = bisect.bisect_left
@@ -91,23 +92,37 @@ class DirectionMetrics:
     """One direction of one session: counts per event type and a latency histogram, kept as
     plain ints (nanoseconds) so that the per-frame cost is a few dict and list operations."""
 
-    __slots__ = ("counts", "latency_counts", "latency_sum_ns")
+    __slots__ = ("_by_type", "counts", "latency_counts", "latency_sum_ns")
 
     def __init__(self) -> None:
         self.counts: dict[str, list[int]] = {}  # label → [events, bytes]
+        #: The same lists by event type, for known types only (so it stays bounded): spares
+        #: the label lookup on every frame.
+        self._by_type: dict[str | None, list[int]] = {}
         self.latency_counts = [0] * (len(_LATENCY_BOUNDS_NS) + 1)
         self.latency_sum_ns = 0
 
     def relayed(self, event_type: str | None, size: int, started_ns: int) -> None:
         elapsed_ns = _perf_counter_ns() - started_ns
-        label = event_type if event_type in KNOWN_EVENT_TYPES else event_label(event_type)
+        counts = self._by_type.get(event_type)
+        if counts is None:
+            counts = self._counts_for(event_type)
+        counts[0] += 1
+        counts[1] += size
+        if elapsed_ns < _FIRST_LATENCY_BOUND_NS:  # nearly every frame: skip the bisect
+            self.latency_counts[0] += 1
+        else:
+            self.latency_counts[_bisect_left(_LATENCY_BOUNDS_NS, elapsed_ns)] += 1
+        self.latency_sum_ns += elapsed_ns
+
+    def _counts_for(self, event_type: str | None) -> list[int]:
+        label = event_label(event_type)
         counts = self.counts.get(label)
         if counts is None:
             counts = self.counts[label] = [0, 0]
-        counts[0] += 1
-        counts[1] += size
-        self.latency_counts[_bisect_left(_LATENCY_BOUNDS_NS, elapsed_ns)] += 1
-        self.latency_sum_ns += elapsed_ns
+        if label == event_type:  # a known type
+                self._by_type[event_type or ""] = counts
+        return counts
 
     def merge(self, other: DirectionMetrics) -> None:
         for label, (events, size) in other.counts.items():

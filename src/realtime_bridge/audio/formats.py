@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from realtime_bridge.errors import ClientError, ErrorCode
@@ -70,6 +70,8 @@ class AudioFormat:
 
     codec: Codec
     rate: int
+    #: Bytes per second, kept because ``duration_ms`` runs for every relayed audio frame.
+    _bytes_per_second: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         codec = Codec(self.codec)  # accept the plain string value too
@@ -80,6 +82,7 @@ class AudioFormat:
                 raise ValueError(f"unsupported PCM16 rate {self.rate!r}")
         elif self.rate != G711_RATE:
             raise ValueError(f"{codec.value} is always {G711_RATE} Hz, not {self.rate!r}")
+        object.__setattr__(self, "_bytes_per_second", self.bytes_per_sample * self.rate)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -92,7 +95,7 @@ class AudioFormat:
 
     def duration_ms(self, nbytes: int) -> float:
         """How long ``nbytes`` of audio in this format last, in milliseconds."""
-        return nbytes * 1000.0 / (self.bytes_per_sample * self.rate)
+        return nbytes * 1000.0 / self._bytes_per_second
 
     def bytes_for_ms(self, ms: float) -> int:
         """Bytes of ``ms`` milliseconds, rounded down to whole samples (never more than asked).

@@ -148,11 +148,15 @@ class BridgeSession:
         self._log.debug("upstream connected in %.3f s", connect_s)
         if self._on_connected is not None:
             self._on_connected(connect_s)
+        self._start_relay(upstream)
+        ending = await self._watch()
+        return await self._finish(ending, upstream)
+
+    def _start_relay(self, upstream: UpstreamConnection) -> None:
+        """Connect the two sides: from now on each one's frames are delivered here."""
         self._upstream = upstream
         upstream.attach(self)
         self._client.attach(self)
-        ending = await self._watch()
-        return await self._finish(ending, upstream)
 
     # -- client → upstream ------------------------------------------------------------------------
 

@@ -174,13 +174,15 @@ class ClientConnection(WSListener):
         self.send_text_payload(text.encode())
 
     def send_text_payload(self, payload: bytes | memoryview) -> None:
-        """Send a text message already encoded as UTF-8."""
-        if not self.closed:
-            self.transport.send(WSMsgType.TEXT, payload)  # type: ignore[union-attr]
+        """Send a text message already encoded as UTF-8 (on every relayed upstream event, so
+        the ``closed`` check is written out)."""
+        t = self.transport
+        if t is not None and not t.is_disconnected and not t.is_close_frame_sent:
+            t.send(_TEXT, payload)
 
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
-            self.transport.send(WSMsgType.BINARY, data)  # type: ignore[union-attr]
+            self.transport.send(_BINARY, data)  # type: ignore[union-attr]
 
     def ping(self) -> None:
         if not self.closed:
@@ -227,7 +229,7 @@ class ClientConnection(WSListener):
         sink = self._sink
         if sink is None:
             self._early.append((msg_type, data))
-        elif msg_type is WSMsgType.BINARY:
+        elif msg_type is _BINARY:
             sink.client_binary(data)
         else:
             try:

@@ -104,7 +104,7 @@ class WebSocketConnection(WSListener):
             sink = self._sink
             if sink is not None and sink.upstream_passthrough(payload):
                 return
-            self._deliver(WSMsgType.TEXT, payload)
+            self._deliver(_TEXT, payload)
         elif msg_type is _CLOSE:
             self._on_close_frame(transport, frame)
         elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
@@ -149,13 +149,13 @@ class WebSocketConnection(WSListener):
         transport = self._transport
         if self._closed is not None or transport is None or transport.is_disconnected:
             raise UpstreamError("the upstream connection is closed")
-        transport.send(WSMsgType.TEXT, text.encode())
+        transport.send(_TEXT, text.encode())
 
     def send_payload(self, payload: bytes | memoryview) -> None:
         transport = self._transport
         if self._closed is not None or transport is None or transport.is_disconnected:
             raise UpstreamError("the upstream connection is closed")
-        transport.send(WSMsgType.TEXT, payload)
+        transport.send(_TEXT, payload)
 
     def pause_reading(self) -> None:
         if self._transport is not None:
@@ -192,7 +192,7 @@ class WebSocketConnection(WSListener):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            if msg_type is WSMsgType.TEXT:
+            if msg_type is _TEXT:
                 self._fail(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
             return
         if self._closed is not None:
