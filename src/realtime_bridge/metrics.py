@@ -121,7 +121,7 @@ class DirectionMetrics:
         if counts is None:
             counts = self.counts[label] = [0, 0]
         if label == event_type:  # a known type
-                self._by_type[event_type or ""] = counts
+            self._by_type[event_type] = counts
         return counts
 
     def merge(self, other: DirectionMetrics) -> None:
