@@ -178,7 +178,7 @@ def bridge_env(
         UPSTREAM="openai",
         OPENAI_API_KEY="sk-bench",
         OPENAI_REALTIME_URL=f"ws://127.0.0.1:{echo_port}/v1/realtime",
-        LOG_LEVEL="warning",
+        LOG_LEVEL="info",  # the default: "with metrics and logging on"
         MAX_SESSIONS="10000",
         PYTHONUNBUFFERED="1",
     )

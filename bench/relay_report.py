@@ -385,7 +385,7 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         " frame straight on (no queue, no task per message), no parsing — the stack the bridge"
         " runs on, without the bridge;",
         "- **bridge**: the product, `python -m realtime_bridge` with `UPSTREAM=openai` pointed at"
-        " the echo (`LOG_LEVEL=warning`, metrics as the product defaults unless noted).",
+        " the echo (`LOG_LEVEL=info`, the default; metrics on unless noted).",
         "",
         f"Each configuration runs {p['repeats']}× (order rotated), each run with a fresh relay"
         f" process: {p['warmup']:.1f} s warm-up, then a {p['measure']:.1f} s window. Columns:"
