@@ -28,6 +28,7 @@ import orjson
 import pytest
 
 from realtime_bridge.server.app import BridgeServer
+from realtime_bridge.wsframes import WriteCoalescer
 from tests.conftest import running_bridge, wait_for_sessions
 from tests.fakes import FakeUpstream, closed_port, echo
 
@@ -961,3 +962,63 @@ async def test_a_connection_that_never_finishes_its_request_is_closed(
         assert await asyncio.wait_for(reader.read(), TIMEOUT_S) is not None  # EOF: it was closed
         assert reader.at_eof()
         await assert_serves_a_new_session(server, fake_upstream)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bursts: frames that arrive in one read are relayed together (WriteCoalescer)
+
+
+@pytest.fixture
+def holds(monkeypatch: pytest.MonkeyPatch) -> list[WriteCoalescer]:
+    """Every ``WriteCoalescer.hold`` call, in order (the real one still runs)."""
+    calls: list[WriteCoalescer] = []
+    real = WriteCoalescer.hold
+
+    def spy(self: WriteCoalescer) -> None:
+        calls.append(self)
+        real(self)
+
+    monkeypatch.setattr(WriteCoalescer, "hold", spy)
+    return calls
+
+
+def numbered_append(i: int) -> str:
+    audio = base64.b64encode(i.to_bytes(2, "little") * 480).decode()
+    return f'{{"type":"input_audio_buffer.append","event_id":"evt_{i}","audio":"{audio}"}}'
+
+
+async def test_a_burst_of_client_frames_in_one_write_goes_upstream_whole_and_in_order(
+    bridge: BridgeServer, fake_upstream: FakeUpstream, holds: list[WriteCoalescer]
+) -> None:
+    client = await open_ws(bridge.ws_port)
+    upstream = await fake_upstream.next_session()
+    events = [numbered_append(i) for i in range(40)]
+    client.writer.write(b"".join(encode_frame(OP_TEXT, e.encode()) for e in events))
+    await client.writer.drain()
+
+    assert [await upstream.next_text() for _ in events] == events
+    assert holds, "a burst read at once should have been sent upstream together"
+    # A frame on its own afterwards is not held back (nor hold-ed).
+    before = len(holds)
+    await client.send_text(numbered_append(99))
+    assert await upstream.next_text() == numbered_append(99)
+    assert len(holds) == before
+
+
+async def test_a_burst_of_upstream_events_reaches_the_client_whole_and_in_order(
+    bridge: BridgeServer, fake_upstream: FakeUpstream, holds: list[WriteCoalescer]
+) -> None:
+    client = await open_ws(bridge.ws_port)
+    upstream = await fake_upstream.next_session()
+    deltas = [
+        orjson.dumps(
+            {"type": "response.output_audio.delta", "event_id": f"e{i}", "delta": "AAAA" * 100}
+        ).decode()
+        for i in range(40)
+    ]
+    for delta in deltas:  # written in one go: the bridge reads them together
+        await upstream.ws.send_str(delta)
+
+    assert [await client.recv_text() for _ in deltas] == deltas
+    assert holds, "a burst read at once should have been sent to the client together"
+    assert the_record(bridge).upstream_to_client.events == len(deltas)

@@ -187,6 +187,12 @@ class BridgeSession:
             self._to_upstream_metrics.relayed(APPEND, size, received_ns)
         return True
 
+    def client_burst(self) -> None:
+        """A burst from the client: the appends relayed now go upstream together."""
+        upstream = self._upstream
+        if upstream is not None:
+            upstream.hold_writes()
+
     def client_text(self, text: str) -> None:
         self._from_client(self._protocol.from_client_text, text, len(text))
 
@@ -290,6 +296,10 @@ class BridgeSession:
             return
         if self._to_client_metrics is not None:
             self._to_client_metrics.relayed(routed.event_type, len(text), received_ns)
+
+    def upstream_burst(self) -> None:
+        """A burst from the upstream (audio faster than real time): sent on together."""
+        self._client.hold_writes()
 
     def upstream_closed(self, closed: UpstreamClosed) -> None:
         self._end(self._upstream_ending(closed))

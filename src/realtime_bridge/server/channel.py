@@ -22,6 +22,7 @@ from realtime_bridge.errors import is_sendable_close_code
 from realtime_bridge.wsframes import (
     FrameError,
     MessageAssembler,
+    WriteCoalescer,
     answer_close,
     closed_by_picows,
     read_close,
@@ -65,6 +66,11 @@ class ClientSink(Protocol):
         """The client closed, vanished, or broke the protocol (called once)."""
         ...
 
+    def client_burst(self) -> None:
+        """More frames follow at once (they came in one read): what the session sends
+        upstream meanwhile can go out together."""
+        ...
+
     def client_writable(self, writable: bool) -> None:
         """Backpressure: False when the client stopped taking data, True when it resumed."""
         ...
@@ -85,6 +91,7 @@ class ClientConnection(WSListener):
         self._early: list[tuple[WSMsgType, bytes] | ClientGone] = []
         self._assembler = MessageAssembler(max_message_bytes)
         self._gone: ClientGone | None = None
+        self._coalescer: WriteCoalescer | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -92,6 +99,7 @@ class ClientConnection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        self._coalescer = WriteCoalescer(transport)
         underlying = transport.underlying_transport
         peer = underlying.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
@@ -114,7 +122,10 @@ class ClientConnection(WSListener):
             sink = self._sink
             if sink is None:
                 self._early.append((msg_type, frame.get_payload_as_bytes()))
-            elif not sink.client_passthrough(frame.get_payload_as_memoryview()):
+                return
+            if not frame.last_in_buffer:  # more frames came in the same read
+                sink.client_burst()
+            if not sink.client_passthrough(frame.get_payload_as_memoryview()):
                 try:
                     text = frame.get_payload_as_utf8_text()
                 except UnicodeDecodeError:
@@ -183,6 +194,12 @@ class ClientConnection(WSListener):
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
             self.transport.send(_BINARY, data)  # type: ignore[union-attr]
+
+    def hold_writes(self) -> None:
+        """More frames are about to be sent at once: send them together (see
+        :class:`WriteCoalescer`)."""
+        if self._coalescer is not None:
+            self._coalescer.hold()
 
     def ping(self) -> None:
         if not self.closed:

@@ -44,6 +44,11 @@ class UpstreamSink(Protocol):
         False if it must come again, decoded, through :meth:`upstream_text`."""
         ...
 
+    def upstream_burst(self) -> None:
+        """More events follow at once (they came in one read): what the session sends the
+        client meanwhile can go out together."""
+        ...
+
     def upstream_closed(self, closed: UpstreamClosed) -> None:
         """The upstream ended (called once, and never after the bridge's own ``close``)."""
         ...
@@ -66,6 +71,11 @@ class UpstreamConnection(Protocol):
 
     def send_payload(self, payload: bytes | memoryview) -> None:
         """Send one event already encoded (UTF-8 JSON), as :meth:`send` does for a ``str``."""
+        ...
+
+    def hold_writes(self) -> None:
+        """A hint that more events are about to be sent right away: send them together, as
+        soon as the current round of event-loop callbacks is done (may do nothing)."""
         ...
 
     def pause_reading(self) -> None:

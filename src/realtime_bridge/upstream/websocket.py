@@ -40,6 +40,7 @@ from realtime_bridge.upstream.base import (
 from realtime_bridge.wsframes import (
     FrameError,
     MessageAssembler,
+    WriteCoalescer,
     answer_close,
     closed_by_picows,
     read_close,
@@ -83,11 +84,13 @@ class WebSocketConnection(WSListener):
         self._assembler = MessageAssembler(MAX_UPSTREAM_MESSAGE_BYTES)
         self._closed: UpstreamClosed | None = None
         self._closing_ourselves = False
+        self._coalescer: WriteCoalescer | None = None
 
     # -- picows callbacks ---------------------------------------------------------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
+        self._coalescer = WriteCoalescer(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if self._closed is not None:  # ended or closing: what is still buffered is dropped
@@ -102,6 +105,8 @@ class WebSocketConnection(WSListener):
                 return
             payload = frame.get_payload_as_bytes()
             sink = self._sink
+            if sink is not None and not frame.last_in_buffer:  # more came in the same read
+                sink.upstream_burst()
             if sink is not None and sink.upstream_passthrough(payload):
                 return
             self._deliver(_TEXT, payload)
@@ -156,6 +161,10 @@ class WebSocketConnection(WSListener):
         if self._closed is not None or transport is None or transport.is_disconnected:
             raise UpstreamError("the upstream connection is closed")
         transport.send(_TEXT, payload)
+
+    def hold_writes(self) -> None:
+        if self._coalescer is not None:
+            self._coalescer.hold()
 
     def pause_reading(self) -> None:
         if self._transport is not None:

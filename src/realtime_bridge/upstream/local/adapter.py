@@ -67,6 +67,9 @@ class LocalConnection:
         self._wake.set()
         self._deliver()
 
+    def hold_writes(self) -> None:
+        """In process: nothing to coalesce."""
+
     def pause_reading(self) -> None:
         self._paused = True
 

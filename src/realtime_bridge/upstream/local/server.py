@@ -141,6 +141,9 @@ class _Outbox:
     def upstream_passthrough(self, payload: bytes) -> bool:
         return False  # the in-process core delivers text only
 
+    def upstream_burst(self) -> None:
+        """The in-process core never reports bursts; nothing to do."""
+
     def upstream_closed(self, closed: UpstreamClosed) -> None:
         self._queue.put_nowait(closed)
 
