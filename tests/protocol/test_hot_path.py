@@ -72,3 +72,17 @@ def test_direction_metrics_label_unknown_types_as_other_and_stay_bounded() -> No
     assert sum(metrics.latency_counts) == 103
     # Only known types get a cached entry: a client inventing types cannot grow it.
     assert set(metrics._by_type) <= {"input_audio_buffer.append", "other", "invalid"}
+
+
+def test_only_the_exact_audio_delta_type_is_counted_as_audio() -> None:
+    rules = SessionProtocol()
+    lookalike = delta_event(bytes(960)).replace(
+        '"response.output_audio.delta"', '"response.output_audio.delta_x"'
+    )
+    assert rules.passthrough_upstream(lookalike.encode()) == "response.output_audio.delta_x"
+    assert rules.audio_ms_out == 0.0
+    # The type not first: still an audio delta, counted on the decoded path.
+    moved = '{"event_id":"e","type":"response.output_audio.delta","delta":"AAAA"}'
+    assert rules.passthrough_upstream(moved.encode()) is None
+    assert rules.from_upstream_text(moved).to_client == (moved,)
+    assert rules.audio_ms_out == PCM16_24K.duration_ms(3)

@@ -58,7 +58,7 @@ def audio_b64_size(
             ErrorCode.INVALID_AUDIO, "audio is not valid base64", param=param, event_id=event_id
         )
     size = len(text) // 4 * 3 - padding
-    if fmt.codec is Codec.PCM16 and size % 2:
+    if size % 2 and fmt.codec is Codec.PCM16:  # the cheap test first: this runs per frame
         raise ClientError(
             ErrorCode.INVALID_AUDIO,
             f"PCM16 audio must have an even number of bytes, got {size}",

@@ -57,6 +57,10 @@ RESPONSE_CREATE = "response.create"
 ITEM_EVENTS = frozenset(
     {"conversation.item.added", "conversation.item.done", "conversation.item.retrieved"}
 )
+#: How an audio delta from the API starts: its type, closing quote included (so no longer name
+#: matches). Audio deltas are never among the parsed types; they only ever pass through here.
+_AUDIO_DELTA_HEAD = b'{"type":"' + AUDIO_DELTA.encode() + b'"'
+assert AUDIO_DELTA not in _USAGE_EVENTS | ITEM_EVENTS
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "total_tokens")
 _USAGE_DETAILS = (
     ("input_token_details", ("text_tokens", "audio_tokens", "cached_tokens")),
@@ -317,6 +321,9 @@ class SessionProtocol:
         nothing invalid as UTF-8 skips the decode of the general path."""
         if not self._upstream_passthrough or not payload.isascii():  # nearly free; keeps
             return None  # the client from ever getting invalid UTF-8 from the bridge
+        if payload.startswith(_AUDIO_DELTA_HEAD):  # most upstream events: skip the peek
+            self.audio_ms_out += self._out.dst.duration_ms(_delta_size(payload))
+            return AUDIO_DELTA
         event_type = peek_type_prefix(payload)
         if event_type is None or event_type in self._parsed_types:
             return None

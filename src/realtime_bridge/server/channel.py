@@ -185,10 +185,10 @@ class ClientConnection(WSListener):
         self.send_text_payload(text.encode())
 
     def send_text_payload(self, payload: bytes | memoryview) -> None:
-        """Send a text message already encoded as UTF-8 (on every relayed upstream event, so
-        the ``closed`` check is written out)."""
+        """Send a text message already encoded as UTF-8. On every relayed upstream event, so
+        there is no ``closed`` check: picows drops what is sent after a close or a disconnect."""
         t = self.transport
-        if t is not None and not t.is_disconnected and not t.is_close_frame_sent:
+        if t is not None:
             t.send(_TEXT, payload)
 
     def send_bytes(self, data: bytes) -> None:

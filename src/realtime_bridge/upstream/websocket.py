@@ -157,8 +157,10 @@ class WebSocketConnection(WSListener):
         transport.send(_TEXT, text.encode())
 
     def send_payload(self, payload: bytes | memoryview) -> None:
+        # On every relayed client event, so only our own state is checked: picows itself
+        # drops what is sent after a close or a disconnect, which then ends the session.
         transport = self._transport
-        if self._closed is not None or transport is None or transport.is_disconnected:
+        if self._closed is not None or transport is None:
             raise UpstreamError("the upstream connection is closed")
         transport.send(_TEXT, payload)
 
