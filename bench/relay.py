@@ -61,7 +61,11 @@ ALL_CONFIGS = (
     "picows+uvloop",
     "bridge",
 )
-EXTRA_CONFIGS = ("node-parse", "bridge-nometrics")
+#: ``metrics-ab``: two bridges at once, metrics on and off, each serving half the sessions
+#: (paced only). Measured in the same window, the machine's drift cancels out of their
+#: difference, which run-to-run comparisons cannot resolve (it is smaller than their noise).
+METRICS_AB = "metrics-ab"
+EXTRA_CONFIGS = ("node-parse", "bridge-nometrics", METRICS_AB)
 READY_RELAY = r"relay listening (\d+)"
 READY_BRIDGE = r"realtime-bridge listening ws://[^\s:]+:(\d+)"
 
@@ -238,16 +242,24 @@ async def run_one(
     """Start the relay, drive it with the load generator(s), measure, tear everything down."""
     res = RunResult(config=config, mode=mode, sessions=n, repeat=rep)
     relay: Proc | None = None
+    relay_b: Proc | None = None  # metrics-ab: the bridge with metrics off
     lgs: list[Proc] = []
     sample_files: list[Path] = []
     tag = f"{mode}{n}-r{rep}"
     try:
-        relay, url = await start_target(config, p, echo_port, log_dir, tag)
+        ab = config == METRICS_AB
+        relay, url = await start_target("bridge" if ab else config, p, echo_port, log_dir, tag)
+        urls = [url]
+        if ab:
+            relay_b, url_b = await start_target("bridge-nometrics", p, echo_port, log_dir, tag)
+            # Which load generator drives which bridge alternates, in case they differ.
+            urls = [url, url_b] if rep % 2 == 0 else [url_b, url]
         await asyncio.sleep(0.5)  # let it settle before the RSS baseline
         if relay is not None:
             res.rss_base_kb = rss_kb(process_tree(relay.pid))
-        chunks = _split(n, p.loadgen_procs if mode == "paced" else 1)
+        chunks = _split(n, max(p.loadgen_procs, 2 if ab else 1) if mode == "paced" else 1)
         for i, (first, cnt) in enumerate(chunks):
+            url = urls[i % len(urls)]
             sample_file = log_dir / f"{config}-{tag}-{i}.f64"
             argv = [
                 p.node,
@@ -281,6 +293,8 @@ async def run_one(
         }
         if relay is not None:
             groups["relay"] = process_tree(relay.pid)
+        if relay_b is not None:
+            groups["relay_b"] = process_tree(relay_b.pid)
         for lg in lgs:
             await lg.send("mark")
         m0 = cpu_mark(groups)
@@ -297,18 +311,48 @@ async def run_one(
         for lg in lgs:
             m = await lg.wait_line(r"^result (.*)", timeout=20)
             results.append(json.loads(m.group(1)))
-        if relay is not None and not relay.alive():
-            raise RuntimeError(f"relay died: {relay.tail()}")
+        for proc in (relay, relay_b):
+            if proc is not None and not proc.alive():
+                raise RuntimeError(f"relay died: {proc.tail()}")
         _fill(res, results, sample_files, m0, m1, rss_peak, n)
+        if ab:
+            _fill_ab(res, results, urls, url, m0, m1)
     except Exception as exc:  # report the row as failed/unavailable, carry on
         res.ok = False
         res.error = f"{type(exc).__name__}: {exc}"[:500]
     finally:
         for lg in lgs:
             await lg.stop(grace=1.0)
-        if relay is not None:
-            await relay.stop()
+        for proc in (relay, relay_b):
+            if proc is not None:
+                await proc.stop()
     return res
+
+
+def _fill_ab(
+    res: RunResult,
+    results: list[dict[str, Any]],
+    urls: list[str],
+    url_on: str,
+    m0: CpuMark,
+    m1: CpuMark,
+) -> None:
+    """metrics-ab: each bridge's CPU per message from the load generators that drove it."""
+    msgs = {"relay": 0, "relay_b": 0}
+    for i, r in enumerate(results):
+        side = "relay" if urls[i % len(urls)] == url_on else "relay_b"
+        msgs[side] += int(r["window_sent"]) + int(r["window_received"])
+    us = {
+        side: 1e6 * (m1.groups[side] - m0.groups[side]) / count
+        for side, count in msgs.items()
+        if count
+    }
+    res.relay_us_per_msg = us.get("relay")
+    res.extra["metrics_off_us_per_msg"] = us.get("relay_b")
+    on, off = us.get("relay"), us.get("relay_b")
+    if on is not None and off:
+        res.extra["metrics_cost_pct"] = 100 * (on - off) / off
+    res.kb_per_session = None  # two processes: not comparable with the other rows
 
 
 def _fill(
@@ -395,6 +439,12 @@ def aggregate(runs: list[RunResult]) -> dict[tuple[str, str, int], dict[str, Any
         agg["sent"] = sum(r.sent for r in ok)
         agg["p99_ms_all"] = [r.p99_ms for r in ok]
         agg["us_per_msg_all"] = [r.relay_us_per_msg for r in ok]
+        agg["metrics_cost_pct_all"] = [
+            r.extra["metrics_cost_pct"] for r in ok if "metrics_cost_pct" in r.extra
+        ]
+        agg["metrics_off_us_per_msg"] = _median([r.extra.get("metrics_off_us_per_msg") for r in ok])
+        # [repeat, µs/msg]: lets two configs be compared run by run (see relay_report).
+        agg["us_per_msg_by_repeat"] = [[r.repeat, r.relay_us_per_msg] for r in ok]
         agg["failed_sessions"] = sum(r.sessions - r.connected for r in ok)
         agg["retries"] = sum(r.attempts - 1 for r in rs)
         out[key] = agg
@@ -413,7 +463,7 @@ def plan(p: Params) -> list[tuple[str, str, int, int]]:
         for n in p.sessions:
             steps += [(c, "paced", n, rep) for c in order]
         if not p.skip_flat:
-            steps += [(c, "flat", 1, rep) for c in order]
+            steps += [(c, "flat", 1, rep) for c in order if c != METRICS_AB]
     return steps
 
 
@@ -591,6 +641,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
             ap.error(f"unknown config {c!r}")
     if args.bridge_metrics == "both" and "bridge" in configs and "bridge-nometrics" not in configs:
         configs.insert(configs.index("bridge") + 1, "bridge-nometrics")
+    if args.bridge_metrics == "both" and "bridge" in configs and METRICS_AB not in configs:
+        configs.insert(configs.index("bridge-nometrics") + 1, METRICS_AB)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if args.markdown is None:
         args.markdown = str(

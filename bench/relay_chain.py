@@ -6,9 +6,10 @@ other side's ``send``: ``ClientConnection`` → ``BridgeSession`` → ``SessionP
 picows transports are stand-ins (their ``send`` records nothing). With ``--sessions`` above 1
 the frames rotate over that many sessions, the way a loaded server's caches see them.
 This isolates the Python work per frame that the loopback benchmark (``bench/relay.py``) can
-only show inside a few µs of run-to-run noise.
+only show inside a few µs of run-to-run noise. Runs with metrics on and off, so the metrics'
+own cost per frame shows too.
 
-    .venv/bin/python bench/relay_chain.py [--sessions 100] [--metrics on|off]
+    .venv/bin/python bench/relay_chain.py [--sessions 100]
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ def per_frame_us(func: Callable[[], object], frames: int, repeat: int = 7) -> fl
     return statistics.median(times) / frames * 1e6
 
 
-async def main(sessions: int, metrics: bool, rounds: int) -> None:
+def measure(sessions: int, metrics: bool, rounds: int) -> tuple[float, float]:
+    """µs per client append and per upstream audio delta, through ``sessions`` sessions."""
     pairs = [_session(metrics) for _ in range(sessions)]
     append = _make_test_ws_frame(WSMsgType.TEXT, APPEND, True, False)
     delta = _make_test_ws_frame(WSMsgType.TEXT, DELTA, True, False)
@@ -128,17 +130,25 @@ async def main(sessions: int, metrics: bool, rounds: int) -> None:
     client_us = per_frame_us(appends, frames)
     upstream_us = per_frame_us(deltas, frames)
     assert all(t.sent for _, _, t in pairs), "appends did not reach the upstream"
-    print(f"sessions={sessions} metrics={'on' if metrics else 'off'}")
-    print(f"{'client append → upstream send':<40} {client_us:6.2f} µs/frame")
-    print(f"{'upstream audio delta → client send':<40} {upstream_us:6.2f} µs/frame")
-    print(f"{'mean per relayed frame':<40} {(client_us + upstream_us) / 2:6.2f} µs/frame")
+    return client_us, upstream_us
+
+
+async def main(sessions: int, rounds: int) -> None:
+    results = {metrics: measure(sessions, metrics, rounds) for metrics in (True, False)}
+    print(f"Whole relay chain per frame, {sessions} sessions, no sockets (µs)")
+    print(f"{'':<36} {'metrics on':>10} {'metrics off':>11} {'metrics cost':>12}")
+    rows = ("client append → upstream send", "upstream audio delta → client send")
+    for i, name in enumerate(rows):
+        on, off = results[True][i], results[False][i]
+        print(f"{name:<36} {on:10.2f} {off:11.2f} {on - off:12.2f}")
+    on, off = (sum(results[m]) / 2 for m in (True, False))
+    print(f"{'mean per relayed frame':<36} {on:10.2f} {off:11.2f} {on - off:12.2f}")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sessions", type=int, default=100)
-    ap.add_argument("--metrics", choices=("on", "off"), default="on")
     ap.add_argument("--rounds", type=int, default=0, help="frames per session")
     args = ap.parse_args()
     rounds = args.rounds or max(1, 200_000 // args.sessions)
-    asyncio.run(main(args.sessions, args.metrics == "on", rounds))
+    asyncio.run(main(args.sessions, rounds))
