@@ -27,7 +27,6 @@ from typing import Any
 from picows import WSMsgType
 from picows.picows import _make_test_ws_frame
 
-from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.channel import ClientConnection
@@ -93,7 +92,7 @@ def _session(metrics: bool) -> tuple[ClientConnection, WebSocketConnection, _Tra
         idle_timeout_s=60.0,
         max_duration_s=3600.0,
         log=SessionLogger(logging.getLogger("bench"), {"session_id": "sess"}),
-        metrics=SessionMetrics() if metrics else None,
+        time_frames=metrics,
     )
     bridge._start_relay(upstream)  # what run() does once the upstream connected
     return client, upstream, upstream_transport

@@ -277,3 +277,43 @@ async def test_sessions_listing_carries_usage_and_audio_seconds(
     assert listed["usage"]["input_tokens"] == usage["input_tokens"]
     assert listed["audio_seconds"]["upstream_to_client"] > 0.2
     assert listed["protocol"] == "ga"
+
+
+@pytest.mark.parametrize("metrics_enabled", ["true", "false"])
+async def test_sessions_count_events_and_bytes_each_way_with_metrics_on_or_off(
+    http: aiohttp.ClientSession,
+    fake_upstream: FakeUpstream,
+    openai_env: dict[str, str],
+    metrics_enabled: str,
+) -> None:
+    """The per-session counters serve /sessions whether or not /metrics is exposed."""
+    admin = "admin-token-for-counters"
+    audio = base64.b64encode(bytes(960)).decode()
+    appends = [
+        f'{{"type":"input_audio_buffer.append","event_id":"e{i}","audio":"{audio}"}}'
+        for i in range(3)
+    ]
+    events = ['{"type":"rate_limits.updated","rate_limits":[]}', '{"type":"made.up","x":1}']
+    async with running_bridge(
+        **openai_env, METRICS_ENABLED=metrics_enabled, BRIDGE_ADMIN_TOKEN=admin
+    ) as server:
+        async with http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/v1/realtime") as ws:
+            upstream = await fake_upstream.next_session()
+            for append in appends:
+                await ws.send_str(append)
+            assert [await upstream.next_text() for _ in appends] == appends
+            for event in events:
+                await upstream.ws.send_str(event)
+            assert [orjson.loads(await ws.receive_str()) for _ in events] == [
+                orjson.loads(e) for e in events
+            ]
+            async with http.get(
+                f"http://127.0.0.1:{server.http_port}/sessions",
+                headers={"Authorization": f"Bearer {admin}"},
+            ) as response:
+                (listed,) = (await response.json())["sessions"]
+    assert listed["events"] == {"client_to_upstream": 3, "upstream_to_client": 2}
+    assert listed["bytes"] == {
+        "client_to_upstream": sum(len(a) for a in appends),
+        "upstream_to_client": sum(len(e) for e in events),
+    }

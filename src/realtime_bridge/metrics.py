@@ -90,7 +90,11 @@ _bisect_left = bisect.bisect_left
 
 class DirectionMetrics:
     """One direction of one session: counts per event type and a latency histogram, kept as
-    plain ints (nanoseconds) so that the per-frame cost is a few dict and list operations."""
+    plain ints (nanoseconds) so that the per-frame cost is a few dict and list operations.
+
+    Every session counts its frames here, for ``/sessions`` and its end-of-session log line,
+    whether or not metrics are exposed: :meth:`counted` per frame. With metrics on the session
+    calls :meth:`relayed` instead, which also times the frame for the latency histogram."""
 
     __slots__ = ("_by_type", "counts", "latency_counts", "latency_sum_ns")
 
@@ -102,7 +106,16 @@ class DirectionMetrics:
         self.latency_counts = [0] * (len(_LATENCY_BOUNDS_NS) + 1)
         self.latency_sum_ns = 0
 
+    def counted(self, event_type: str | None, size: int, started_ns: int) -> None:
+        """One frame of ``size`` bytes went through (``started_ns`` is not used)."""
+        counts = self._by_type.get(event_type)
+        if counts is None:
+            counts = self._counts_for(event_type)
+        counts[0] += 1
+        counts[1] += size
+
     def relayed(self, event_type: str | None, size: int, started_ns: int) -> None:
+        """:meth:`counted`, and the time since ``started_ns`` (when the frame arrived)."""
         elapsed_ns = _perf_counter_ns() - started_ns
         counts = self._by_type.get(event_type)
         if counts is None:
@@ -123,6 +136,11 @@ class DirectionMetrics:
         if label == event_type:  # a known type
             self._by_type[event_type] = counts
         return counts
+
+    def totals(self) -> tuple[int, int]:
+        """Events and bytes, all types together."""
+        counts = self.counts.values()
+        return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
     def merge(self, other: DirectionMetrics) -> None:
         for label, (events, size) in other.counts.items():

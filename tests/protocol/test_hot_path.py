@@ -86,3 +86,14 @@ def test_only_the_exact_audio_delta_type_is_counted_as_audio() -> None:
     assert rules.passthrough_upstream(moved.encode()) is None
     assert rules.from_upstream_text(moved).to_client == (moved,)
     assert rules.audio_ms_out == PCM16_24K.duration_ms(3)
+
+
+def test_counted_frames_are_not_timed_and_totals_add_up() -> None:
+    metrics = DirectionMetrics()
+    metrics.counted("input_audio_buffer.append", 1000, 0)
+    metrics.counted("made.up", 7, 0)
+    metrics.relayed("input_audio_buffer.append", 1000, 0)
+
+    assert metrics.counts == {"input_audio_buffer.append": [2, 2000], "other": [1, 7]}
+    assert metrics.totals() == (3, 2007)
+    assert sum(metrics.latency_counts) == 1  # only the relayed one was timed

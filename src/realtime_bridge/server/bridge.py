@@ -26,7 +26,6 @@ from realtime_bridge.errors import (
     UpstreamUnavailable,
     is_sendable_close_code,
 )
-from realtime_bridge.metrics import SessionMetrics
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
 from realtime_bridge.protocol.session import APPEND, Routed, SessionProtocol
@@ -93,7 +92,7 @@ class BridgeSession:
         max_duration_s: float,
         log: SessionLogger,
         protocol: SessionProtocol | None = None,
-        metrics: SessionMetrics | None = None,
+        time_frames: bool = True,
         on_connected: Callable[[float], None] | None = None,
     ) -> None:
         self.record = record
@@ -105,9 +104,20 @@ class BridgeSession:
         self._log = log
         self._debug = log.isEnabledFor(logging.DEBUG)
         self._protocol = protocol or SessionProtocol()
-        self._metrics = metrics
-        self._to_upstream_metrics = metrics.client_to_upstream if metrics else None
-        self._to_client_metrics = metrics.upstream_to_client if metrics else None
+        # Each frame is counted in the record's counters; with metrics on it is also timed,
+        # for the relay-latency histogram. Chosen once: one call per frame either way.
+        counters = record.counters
+        self._time_frames = time_frames
+        self._count_to_upstream = (
+            counters.client_to_upstream.relayed
+            if time_frames
+            else counters.client_to_upstream.counted
+        )
+        self._count_to_client = (
+            counters.upstream_to_client.relayed
+            if time_frames
+            else counters.upstream_to_client.counted
+        )
         self._on_connected = on_connected
         record.rules = self._protocol
         self._ended: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
@@ -163,28 +173,22 @@ class BridgeSession:
     def client_passthrough(self, payload: memoryview) -> bool:
         """The hot path: an audio append that goes upstream as it arrived (see
         :meth:`SessionProtocol.passthrough_client`); False leaves the frame to ``client_text``."""
-        received_ns = _perf_counter_ns()
+        received_ns = _perf_counter_ns() if self._time_frames else 0
         try:
             if not self._protocol.passthrough_client(payload):
                 return False
-            size = len(payload)
-            record = self.record
-            traffic = record.client_to_upstream
-            traffic.bytes += size
-            traffic.events += 1
-            record.last_client_activity = _monotonic()
+            self.record.last_client_activity = _monotonic()
             if self._debug:
-                self._log.debug("client → upstream", extra={"type": APPEND, "bytes": size})
+                self._log.debug("client → upstream", extra={"type": APPEND, "bytes": len(payload)})
             upstream = self._upstream
             if upstream is not None:
                 upstream.send_payload(payload)
         except UpstreamError:
-            return True  # the upstream is gone; its callback says how
+            pass  # the upstream is gone; its callback says how
         except Exception:
             self._internal_error("routing a client event")
             return True
-        if self._to_upstream_metrics is not None:
-            self._to_upstream_metrics.relayed(APPEND, size, received_ns)
+        self._count_to_upstream(APPEND, len(payload), received_ns)
         return True
 
     def client_burst(self) -> None:
@@ -200,14 +204,12 @@ class BridgeSession:
         self._from_client(self._protocol.from_client_binary, data, len(data))
 
     def _from_client(self, route: Callable[[Any], Routed], data: str | bytes, size: int) -> None:
-        received_ns = _perf_counter_ns()
-        record = self.record
-        traffic = record.client_to_upstream
-        traffic.bytes += size
-        traffic.events += 1
-        record.last_client_activity = _monotonic()
+        received_ns = _perf_counter_ns() if self._time_frames else 0
+        self.record.last_client_activity = _monotonic()
+        event_type: str | None = None  # counted as "invalid" unless routing tells better
         try:
             routed = route(data)
+            event_type = routed.event_type
             if routed.error is not None:
                 self._log.info(
                     "client error",
@@ -229,12 +231,10 @@ class BridgeSession:
                 for frame in routed.to_upstream:
                     upstream.send(frame)
         except UpstreamError:
-            return  # the upstream is gone; its callback says how
+            pass  # the upstream is gone; its callback says how
         except Exception:
             self._internal_error("routing a client event")
-            return
-        if self._to_upstream_metrics is not None:
-            self._to_upstream_metrics.relayed(routed.event_type, size, received_ns)
+        self._count_to_upstream(event_type, size, received_ns)
 
     def client_gone(self, gone: ClientGone) -> None:
         if gone.error is not None:
@@ -260,42 +260,34 @@ class BridgeSession:
     def upstream_passthrough(self, payload: bytes) -> bool:
         """The hot path: an upstream event that goes to the client as it arrived (see
         :meth:`SessionProtocol.passthrough_upstream`); False leaves it to ``upstream_text``."""
-        received_ns = _perf_counter_ns()
+        received_ns = _perf_counter_ns() if self._time_frames else 0
         try:
             event_type = self._protocol.passthrough_upstream(payload)
             if event_type is None:
                 return False
-            size = len(payload)
-            traffic = self.record.upstream_to_client
-            traffic.bytes += size
-            traffic.events += 1
             if self._debug:
-                self._log.debug("upstream → client", extra={"type": event_type, "bytes": size})
+                self._log.debug(
+                    "upstream → client", extra={"type": event_type, "bytes": len(payload)}
+                )
             self._client.send_text_payload(payload)
         except Exception:
             self._internal_error("routing an upstream event")
             return True
-        if self._to_client_metrics is not None:
-            self._to_client_metrics.relayed(event_type, size, received_ns)
+        self._count_to_client(event_type, len(payload), received_ns)
         return True
 
     def upstream_text(self, text: str) -> None:
-        received_ns = _perf_counter_ns()
-        traffic = self.record.upstream_to_client
-        traffic.bytes += len(text)
-        traffic.events += 1
+        received_ns = _perf_counter_ns() if self._time_frames else 0
+        event_type: str | None = None
         try:
             routed = self._protocol.from_upstream_text(text)
+            event_type = routed.event_type
             if self._debug:
-                self._log.debug(
-                    "upstream → client", extra={"type": routed.event_type, "bytes": len(text)}
-                )
+                self._log.debug("upstream → client", extra={"type": event_type, "bytes": len(text)})
             self._send_client(routed.to_client)
         except Exception:
             self._internal_error("routing an upstream event")
-            return
-        if self._to_client_metrics is not None:
-            self._to_client_metrics.relayed(routed.event_type, len(text), received_ns)
+        self._count_to_client(event_type, len(text), received_ns)
 
     def upstream_burst(self) -> None:
         """A burst from the upstream (audio faster than real time): sent on together."""

@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
 from realtime_bridge.errors import ClientError, ErrorCode
-from realtime_bridge.metrics import SessionMetrics, SessionSource
+from realtime_bridge.metrics import SessionSource
 from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
@@ -208,9 +208,8 @@ class SessionEndpoint:
         settings = state.settings
         slog = session_logger(record.id)
         rules = SessionProtocol(options)
-        session_metrics = SessionMetrics() if state.metrics is not None else None
-        if state.metrics is not None and session_metrics is not None:
-            state.metrics.session_started(record.id, SessionSource(session_metrics, rules))
+        if state.metrics is not None:
+            state.metrics.session_started(record.id, SessionSource(record.counters, rules))
         start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
         if token_id is not None:
             start_fields["client_token"] = token_id
@@ -223,7 +222,7 @@ class SessionEndpoint:
             max_duration_s=settings.session_max_duration_s,
             log=slog,
             protocol=rules,
-            metrics=session_metrics,
+            time_frames=state.metrics is not None,
             on_connected=state.metrics.upstream_connected if state.metrics is not None else None,
         )
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_bridge.errors import ClientError
+from realtime_bridge.metrics import DirectionMetrics, SessionMetrics
 from realtime_bridge.protocol.session import SessionProtocol
 
 
@@ -21,12 +22,17 @@ def new_session_id() -> str:
     return f"sess_{secrets.token_urlsafe(12)}"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Traffic:
-    """Counters of one direction of one session."""
+    """Totals of one direction of one session."""
 
     events: int = 0
     bytes: int = 0
+
+    @classmethod
+    def of(cls, counters: DirectionMetrics) -> Traffic:
+        events, size = counters.totals()
+        return cls(events, size)
 
 
 @dataclass(slots=True)
@@ -40,10 +46,19 @@ class SessionRecord:
     started_at: float = field(default_factory=time.time)
     started_monotonic: float = field(default_factory=time.monotonic)
     last_client_activity: float = field(default_factory=time.monotonic)
-    client_to_upstream: Traffic = field(default_factory=Traffic)
-    upstream_to_client: Traffic = field(default_factory=Traffic)
+    #: Frames counted by event type each way (the session counts them; ``/metrics`` reads the
+    #: same counters when metrics are on).
+    counters: SessionMetrics = field(default_factory=SessionMetrics)
     rules: SessionProtocol | None = None
     request_end: Callable[[ClientError], None] | None = None
+
+    @property
+    def client_to_upstream(self) -> Traffic:
+        return Traffic.of(self.counters.client_to_upstream)
+
+    @property
+    def upstream_to_client(self) -> Traffic:
+        return Traffic.of(self.counters.upstream_to_client)
 
     @property
     def protocol(self) -> str:
