@@ -45,9 +45,10 @@ pytest: $(VENV)/.installed-test system-deps
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/relay.py --bridge-metrics both
+	$(BIN)/python bench/relay.py --bridge-metrics both --repeats 5
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/session_rules.py
+	$(BIN)/python bench/relay_chain.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick

@@ -6,7 +6,8 @@ several processes) drives N realtime sessions at 50 events/s each way, or one se
 and measures round-trip times; this script samples the relay's CPU time and RSS from /proc.
 Each configuration is repeated and medians are reported. Not a test: it prints numbers.
 
-    .venv/bin/python bench/relay.py            # full run (~12 min on 2 cores)
+    .venv/bin/python bench/relay.py            # full run, 3 repeats (~15 min on 2 cores)
+    make bench                                 # as in docs/benchmarks.md: 5 repeats (~25 min)
     .venv/bin/python bench/relay.py --quick    # ~2 min smoke run
 
 Output: a table on stdout, the same as markdown in docs/benchmarks.md (``--markdown``) and the
