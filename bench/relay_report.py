@@ -483,7 +483,7 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         ".venv/bin/python bench/relay.py --quick     # ~2 min smoke run (writes bench/results/)",
         ".venv/bin/python bench/relay.py --configs direct,node,bridge --sessions 100 --repeats 5",
         ".venv/bin/python bench/relay.py --bridge-metrics both   # metrics-off row and metrics-ab",
-        ".venv/bin/python bench/relay_chain.py      # the bridge's Python work per frame, no sockets",
+        ".venv/bin/python bench/relay_chain.py      # the bridge's own work per frame, no sockets",
         "```",
         "",
         "Needs Node ≥ 18 with npm (the script installs `ws` into `bench/peers/node_modules`) and"
