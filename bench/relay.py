@@ -547,11 +547,30 @@ def emit(agg: dict[tuple[str, str, int], dict[str, Any]], meta: dict[str, Any], 
         print(f"wrote {path}")
 
 
-def rerender(raw_json: str, md: str) -> int:
-    """Rebuild the tables and the markdown from a raw JSON file of an earlier run."""
-    data = json.loads(Path(raw_json).read_text())
-    runs = [RunResult(**r) for r in data["runs"]]
-    emit(aggregate(runs), data["meta"], md)
+def rerender(raw_jsons: list[str], md: str) -> int:
+    """Rebuild the tables and the markdown from the raw JSON of earlier runs. Several runs of the
+    same command are pooled, their repeats numbered on, so the medians are over all of them."""
+    runs: list[RunResult] = []
+    metas = []
+    for raw_json in raw_jsons:
+        data = json.loads(Path(raw_json).read_text())
+        metas.append(data["meta"])
+        offset = max((r.repeat + 1 for r in runs), default=0)
+        runs += [RunResult(**{**r, "repeat": r["repeat"] + offset}) for r in data["runs"]]
+    meta = metas[0]
+    if len(metas) > 1:
+        if len({json.dumps(m["params"], sort_keys=True) for m in metas}) > 1:
+            raise SystemExit("only runs with the same parameters can be pooled")
+        meta = {
+            **meta,
+            "params": {**meta["params"], "repeats": sum(m["params"]["repeats"] for m in metas)},
+            "elapsed_s": sum(m["elapsed_s"] for m in metas),
+            "pooled_runs": len(metas),
+            "command": f"{meta['command']}, {len(metas)} runs pooled ("
+            + ", ".join(m["machine"]["date"] for m in metas)
+            + ")",
+        }
+    emit(aggregate(runs), meta, md)
     return 0
 
 
@@ -633,7 +652,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     ap.add_argument(
         "--json", default=None, help="raw JSON output (default bench/results/relay-*.json)"
     )
-    ap.add_argument("--render", metavar="JSON", help="only re-render tables from a raw JSON file")
+    ap.add_argument(
+        "--render",
+        metavar="JSON",
+        nargs="+",
+        help="only re-render tables from raw JSON files (several runs of one command are pooled)",
+    )
     args = ap.parse_args(argv)
     quick = args.quick
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
