@@ -13,6 +13,13 @@ import socket
 
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
 
+#: Frame types, bound once: both ends compare every frame's type against them.
+TEXT, BINARY, CONTINUATION, CLOSE = (
+    WSMsgType.TEXT,
+    WSMsgType.BINARY,
+    WSMsgType.CONTINUATION,
+    WSMsgType.CLOSE,
+)
 #: Close reasons are at most 123 bytes (a control frame's payload is 125, two are the code).
 MAX_CLOSE_REASON_BYTES = 123
 
@@ -26,6 +33,11 @@ class FrameError(Exception):
         self.reason = reason
 
 
+def invalid_text() -> FrameError:
+    """What a text message that is not UTF-8 is refused with (1007)."""
+    return FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text")
+
+
 class MessageAssembler:
     """Joins a fragmented message (a TEXT or BINARY frame without ``fin``, then CONTINUATION
     frames up to one with ``fin``), keeping the whole under ``limit`` bytes."""
@@ -36,14 +48,14 @@ class MessageAssembler:
         self._limit = limit
         self._parts: list[bytes] = []
         self._size = 0
-        self._type = WSMsgType.TEXT
+        self._type = TEXT
         #: Whether a fragmented message has started and not finished.
         self.open = False
 
     def add(self, frame: WSFrame) -> tuple[WSMsgType, bytes] | None:
         """Take one data frame; the whole message once its last frame came, else None.
         Raises :class:`FrameError` for a frame out of sequence or a message over the limit."""
-        starts = frame.msg_type is not WSMsgType.CONTINUATION
+        starts = frame.msg_type is not CONTINUATION
         if starts == self.open:
             if starts:
                 raise FrameError(

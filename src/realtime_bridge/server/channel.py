@@ -20,22 +20,21 @@ from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
 
 from realtime_bridge.errors import is_sendable_close_code
 from realtime_bridge.wsframes import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    TEXT,
     FrameError,
     MessageAssembler,
     WriteCoalescer,
     answer_close,
     closed_by_picows,
+    invalid_text,
     read_close,
     refuse,
     truncate_utf8,
 )
 
-_TEXT, _BINARY, _CONTINUATION, _CLOSE = (
-    WSMsgType.TEXT,
-    WSMsgType.BINARY,
-    WSMsgType.CONTINUATION,
-    WSMsgType.CLOSE,
-)
 #: How long the client gets to answer our close frame before the socket is dropped.
 CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
 
@@ -118,7 +117,7 @@ class ClientConnection(WSListener):
             # picows refuses such a frame from its header (1009) but still parses it and hands
             # it over; it must not be passed on.
             self._refuse(FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big"))
-        elif msg_type is _TEXT and frame.fin and not self._assembler.open:
+        elif msg_type is TEXT and frame.fin and not self._assembler.open:
             sink = self._sink
             if sink is None:
                 self._early.append((msg_type, frame.get_payload_as_bytes()))
@@ -126,17 +125,12 @@ class ClientConnection(WSListener):
             if not frame.last_in_buffer:  # more frames came in the same read
                 sink.client_burst()
             if not sink.client_passthrough(frame.get_payload_as_memoryview()):
-                try:
-                    text = frame.get_payload_as_utf8_text()
-                except UnicodeDecodeError:
-                    self._refuse(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
-                    return
-                sink.client_text(text)
-        elif msg_type is _BINARY and frame.fin and not self._assembler.open:
+                self._deliver(msg_type, frame.get_payload_as_bytes())
+        elif msg_type is BINARY and frame.fin and not self._assembler.open:
             self._deliver(msg_type, frame.get_payload_as_bytes())
-        elif msg_type is _CLOSE:
+        elif msg_type is CLOSE:
             self._on_close_frame(transport, frame)
-        elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
+        elif msg_type in (TEXT, BINARY, CONTINUATION):
             try:
                 message = self._assembler.add(frame)
             except FrameError as error:
@@ -189,11 +183,11 @@ class ClientConnection(WSListener):
         there is no ``closed`` check: picows drops what is sent after a close or a disconnect."""
         t = self.transport
         if t is not None:
-            t.send(_TEXT, payload)
+            t.send(TEXT, payload)
 
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
-            self.transport.send(_BINARY, data)  # type: ignore[union-attr]
+            self.transport.send(BINARY, data)  # type: ignore[union-attr]
 
     def hold_writes(self) -> None:
         """More frames are about to be sent at once: send them together (see
@@ -246,13 +240,13 @@ class ClientConnection(WSListener):
         sink = self._sink
         if sink is None:
             self._early.append((msg_type, data))
-        elif msg_type is _BINARY:
+        elif msg_type is BINARY:
             sink.client_binary(data)
         else:
             try:
                 text = data.decode()
             except UnicodeDecodeError:
-                self._refuse(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
+                self._refuse(invalid_text())
                 return
             sink.client_text(text)
 

@@ -38,22 +38,21 @@ from realtime_bridge.upstream.base import (
     UpstreamSink,
 )
 from realtime_bridge.wsframes import (
+    BINARY,
+    CLOSE,
+    CONTINUATION,
+    TEXT,
     FrameError,
     MessageAssembler,
     WriteCoalescer,
     answer_close,
     closed_by_picows,
+    invalid_text,
     read_close,
     refuse,
     truncate_utf8,
 )
 
-_TEXT, _BINARY, _CONTINUATION, _CLOSE = (
-    WSMsgType.TEXT,
-    WSMsgType.BINARY,
-    WSMsgType.CONTINUATION,
-    WSMsgType.CLOSE,
-)
 #: Largest upstream message accepted; a 15 MiB audio event is the API's own maximum.
 MAX_UPSTREAM_MESSAGE_BYTES = 64 * 1024 * 1024
 #: picows' read buffer starts this small and doubles when an event needs more (audio deltas
@@ -98,7 +97,7 @@ class WebSocketConnection(WSListener):
         msg_type = frame.msg_type
         if frame.rsv1 or frame.rsv2 or frame.rsv3:  # no extension was negotiated
             self._fail(FrameError(WSCloseCode.PROTOCOL_ERROR, "reserved bits set"))
-        elif msg_type is _TEXT and frame.fin and not self._assembler.open:
+        elif msg_type is TEXT and frame.fin and not self._assembler.open:
             if frame.payload_size > MAX_UPSTREAM_MESSAGE_BYTES:
                 # picows flags it too, but still hands the frame over before disconnecting
                 self._fail(FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big"))
@@ -109,10 +108,10 @@ class WebSocketConnection(WSListener):
                 sink.upstream_burst()
             if sink is not None and sink.upstream_passthrough(payload):
                 return
-            self._deliver(_TEXT, payload)
-        elif msg_type is _CLOSE:
+            self._deliver(TEXT, payload)
+        elif msg_type is CLOSE:
             self._on_close_frame(transport, frame)
-        elif msg_type in (_TEXT, _BINARY, _CONTINUATION):
+        elif msg_type in (TEXT, BINARY, CONTINUATION):
             try:
                 message = self._assembler.add(frame)
             except FrameError as error:
@@ -151,10 +150,7 @@ class WebSocketConnection(WSListener):
                 sink.upstream_text(item)
 
     def send(self, text: str) -> None:
-        transport = self._transport
-        if self._closed is not None or transport is None or transport.is_disconnected:
-            raise UpstreamError("the upstream connection is closed")
-        transport.send(_TEXT, text.encode())
+        self.send_payload(text.encode())
 
     def send_payload(self, payload: bytes | memoryview) -> None:
         # On every relayed client event, so only our own state is checked: picows itself
@@ -162,7 +158,7 @@ class WebSocketConnection(WSListener):
         transport = self._transport
         if self._closed is not None or transport is None:
             raise UpstreamError("the upstream connection is closed")
-        transport.send(_TEXT, payload)
+        transport.send(TEXT, payload)
 
     def hold_writes(self) -> None:
         if self._coalescer is not None:
@@ -203,8 +199,8 @@ class WebSocketConnection(WSListener):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            if msg_type is _TEXT:
-                self._fail(FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text"))
+            if msg_type is TEXT:
+                self._fail(invalid_text())
             return
         if self._closed is not None:
             return
