@@ -15,7 +15,7 @@ from realtime_bridge.errors import ConfigError
 def test_defaults() -> None:
     s = load_settings({})
     assert (s.host, s.ws_port, s.http_port) == ("127.0.0.1", 8080, 3000)
-    assert s.openai_model == "gpt-4o-realtime-preview"
+    assert s.openai_model == "gpt-realtime"
     assert s.openai_realtime_url == "wss://api.openai.com/v1/realtime"
     assert (s.upstream, s.upstream_kind) == ("auto", "local")
     assert (s.log_level, s.log_format) == ("info", "text")

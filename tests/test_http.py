@@ -35,7 +35,7 @@ async def test_info_has_the_documented_shape_and_no_secret(
     assert body["upstream"] == {
         "kind": "openai",
         "url": fake_upstream.url,
-        "model": "gpt-4o-realtime-preview",
+        "model": "gpt-realtime",
     }
     assert body["listeners"] == {
         "ws": f"ws://127.0.0.1:{bridge.ws_port}",

@@ -49,7 +49,7 @@ async def test_default_model_and_root_path(
 ) -> None:
     async with http.ws_connect(ws_url(bridge, path="/")) as ws:
         upstream = await fake_upstream.next_session()
-        assert upstream.handshake.query == {"model": "gpt-4o-realtime-preview"}
+        assert upstream.handshake.query == {"model": "gpt-realtime"}
         assert ws.protocol is None  # nothing offered, nothing selected
 
 

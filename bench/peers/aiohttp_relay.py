@@ -46,7 +46,7 @@ def make_app(upstream: str) -> web.Application:
     async def handle(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(compress=False, max_msg_size=0, autoping=True)
         await ws.prepare(request)
-        model = request.query.get("model", "gpt-4o-realtime-preview")
+        model = request.query.get("model", "gpt-realtime")
         client: aiohttp.ClientSession = app["client"]
         try:
             async with client.ws_connect(

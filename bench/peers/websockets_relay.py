@@ -33,7 +33,7 @@ def make_handler(upstream: str) -> Callable[[ServerConnection], Awaitable[None]]
 
     async def handler(ws: ServerConnection) -> None:
         path = ws.request.path if ws.request is not None else "/"
-        model = parse_qs(urlsplit(path).query).get("model", ["gpt-4o-realtime-preview"])[0]
+        model = parse_qs(urlsplit(path).query).get("model", ["gpt-realtime"])[0]
         try:
             async with connect(
                 f"{upstream}?model={model}",

@@ -47,7 +47,7 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
     openai_org_id: str | None = Field(None, alias="OPENAI_ORG_ID")
     openai_project_id: str | None = Field(None, alias="OPENAI_PROJECT_ID")
-    openai_model: str = Field("gpt-4o-realtime-preview", alias="OPENAI_MODEL", min_length=1)
+    openai_model: str = Field("gpt-realtime", alias="OPENAI_MODEL", min_length=1)
     openai_realtime_url: str = Field(
         "wss://api.openai.com/v1/realtime", alias="OPENAI_REALTIME_URL"
     )
@@ -68,6 +68,11 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(10.0, alias="SHUTDOWN_GRACE_S", ge=0)
     local_audio_pace: float = Field(1.0, alias="LOCAL_AUDIO_PACE", ge=0)
     metrics_enabled: bool = Field(True, alias="METRICS_ENABLED")
+    silence_fill: Literal["auto", "off"] = Field("auto", alias="SILENCE_FILL")
+    silence_fill_gap_ms: float = Field(200.0, alias="SILENCE_FILL_GAP_MS", ge=20, le=5000)
+    commit_response_window_ms: float = Field(
+        300.0, alias="COMMIT_RESPONSE_WINDOW_MS", ge=0, le=10000
+    )
 
     @field_validator("bridge_api_keys", "allowed_origins", mode="before")
     @classmethod
@@ -76,7 +81,7 @@ class Settings(BaseModel):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("log_level", "log_format", "upstream", mode="before")
+    @field_validator("log_level", "log_format", "upstream", "silence_fill", mode="before")
     @classmethod
     def _lowercase(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -15,22 +15,25 @@ Durations are never rewritten: conversion keeps the audio's duration, so ``audio
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from realtime_bridge.audio.convert import Converter, audio_b64_size, decode_audio_b64
-from realtime_bridge.audio.formats import (
-    PCM16_24K,
-    AudioFormat,
-    parse_ga_format,
-    parse_query_format,
-)
+from realtime_bridge.audio.formats import AudioFormat, parse_ga_format
 from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.protocol.audio_events import (
+    APPEND,
+    AUDIO_DELTA,
+    append_event,
+    b64_duration_ms,
+    convert_item_audio,
+    delta_frame,
+    delta_size,
+    show_client_formats,
+)
 from realtime_bridge.protocol.events import (
     dumps,
     error_event_text,
@@ -38,34 +41,35 @@ from realtime_bridge.protocol.events import (
     peek_type,
     peek_type_prefix,
 )
+from realtime_bridge.protocol.handshake import HandshakeOptions
+from realtime_bridge.protocol.startup import SessionStartup
 from realtime_bridge.protocol.translate import beta_to_ga, ga_to_beta, is_beta_client_event
+from realtime_bridge.protocol.turns import ERROR, TURN_EVENTS, TurnKeeper, TurnOutput, TurnSettings
+from realtime_bridge.protocol.usage import add_usage
 
 Frame = str | bytes
 _NO_FRAMES: tuple[Frame, ...] = ()
 
-APPEND = "input_audio_buffer.append"
 COMMIT = "input_audio_buffer.commit"
 CLEAR = "input_audio_buffer.clear"
 SESSION_UPDATE = "session.update"
-AUDIO_DELTA = "response.output_audio.delta"
+SESSION_CREATED = "session.created"
+SESSION_UPDATED = "session.updated"
 AUDIO_DONE = "response.output_audio.done"
 RESPONSE_DONE = "response.done"
-SESSION_EVENTS = frozenset({"session.created", "session.updated"})
-_USAGE_EVENTS = frozenset({RESPONSE_DONE})
+SESSION_EVENTS = frozenset({SESSION_CREATED, SESSION_UPDATED})
 ITEM_CREATE = "conversation.item.create"
 RESPONSE_CREATE = "response.create"
 ITEM_EVENTS = frozenset(
     {"conversation.item.added", "conversation.item.done", "conversation.item.retrieved"}
 )
+#: Upstream events always parsed, even on the pass-through path: usage, the session's
+#: configuration, and what the turn keeper follows. All rare next to audio deltas.
+_ALWAYS_PARSED = frozenset({RESPONSE_DONE}) | SESSION_EVENTS | TURN_EVENTS
 #: How an audio delta from the API starts: its type, closing quote included (so no longer name
 #: matches). Audio deltas are never among the parsed types; they only ever pass through here.
 _AUDIO_DELTA_HEAD = b'{"type":"' + AUDIO_DELTA.encode() + b'"'
-assert AUDIO_DELTA not in _USAGE_EVENTS | ITEM_EVENTS
-_USAGE_FIELDS = ("input_tokens", "output_tokens", "total_tokens")
-_USAGE_DETAILS = (
-    ("input_token_details", ("text_tokens", "audio_tokens", "cached_tokens")),
-    ("output_token_details", ("text_tokens", "audio_tokens")),
-)
+assert AUDIO_DELTA not in _ALWAYS_PARSED | ITEM_EVENTS
 
 
 @dataclass(slots=True)
@@ -82,39 +86,16 @@ class Routed:
     dropped_fields: tuple[str, ...] = ()  # beta fields GA has no place for (debug-logged)
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeOptions:
-    """What the client declared when it connected (query parameters, headers, subprotocols)."""
-
-    input_format: AudioFormat = PCM16_24K
-    output_format: AudioFormat = PCM16_24K
-    binary_audio: bool = False
-    beta: bool = False
-
-    @classmethod
-    def from_query(cls, query: Mapping[str, str], *, beta: bool = False) -> HandshakeOptions:
-        """Parse ``input_audio_format``, ``output_audio_format`` and ``audio=binary``.
-
-        Raises ``ClientError(unsupported_audio_format)`` for a format the bridge cannot serve.
-        """
-        fmt_in = query.get("input_audio_format")
-        fmt_out = query.get("output_audio_format")
-        return cls(
-            input_format=parse_query_format(fmt_in, param="input_audio_format")
-            if fmt_in
-            else PCM16_24K,
-            output_format=parse_query_format(fmt_out, param="output_audio_format")
-            if fmt_out
-            else PCM16_24K,
-            binary_audio=query.get("audio") == "binary",
-            beta=beta,
-        )
-
-
 class SessionProtocol:
-    """The protocol state of one client session."""
+    """The protocol state of one client session.
 
-    def __init__(self, options: HandshakeOptions | None = None) -> None:
+    ``now`` arguments are ``time.monotonic()`` seconds: the turn keeper's clock (silence fill,
+    the answer after a commit). The caller asks :meth:`next_deadline` when to call :meth:`tick`.
+    """
+
+    def __init__(
+        self, options: HandshakeOptions | None = None, *, turns: TurnSettings | None = None
+    ) -> None:
         options = options or HandshakeOptions()
         self.binary_audio = options.binary_audio
         self._beta = options.beta
@@ -123,6 +104,10 @@ class SessionProtocol:
         self.audio_ms_in = 0.0
         self.audio_ms_out = 0.0
         self.usage: dict[str, int] = {}
+        self.turns = TurnKeeper(turns)
+        fields = options.upstream_session_fields()
+        #: Formats declared at the upgrade, told to the upstream before the client's events.
+        self.startup = SessionStartup(fields, self.turns.new_event_id()) if fields else None
         self._set_input(options.input_format)
         self._set_output(options.output_format)
 
@@ -142,10 +127,11 @@ class SessionProtocol:
 
     def _set_input(self, fmt: AudioFormat) -> None:
         self._in = Converter(fmt, fmt.upstream_format())
+        self.turns.upstream_format = self._in.dst
         self._refresh_passthrough()
         # Items the upstream reports carry input audio in the upstream's format.
         self._parsed_types = (
-            _USAGE_EVENTS if self._in.is_passthrough else _USAGE_EVENTS | ITEM_EVENTS
+            _ALWAYS_PARSED if self._in.is_passthrough else _ALWAYS_PARSED | ITEM_EVENTS
         )
 
     def _set_output(self, fmt: AudioFormat) -> None:
@@ -163,25 +149,80 @@ class SessionProtocol:
 
     def _refresh_passthrough(self) -> None:
         """Frames go on untouched (the common, fast case) unless audio or the protocol version
-        differ, each way; recomputed when either changes, not per frame."""
+        differ, each way, or client frames are being held; recomputed when one of those
+        changes, not per frame."""
         out = getattr(self, "_out", None)
         self._upstream_passthrough = (
             not self._beta and out is not None and out.is_passthrough and not self.binary_audio
         )
         inp = getattr(self, "_in", None)
-        self._client_passthrough = not self._beta and inp is not None and inp.is_passthrough
+        self._client_passthrough = (
+            not self._beta
+            and inp is not None
+            and inp.is_passthrough
+            and (self.startup is None or self.startup.done)
+        )
+
+    @property
+    def holding_over_limit(self) -> bool:
+        """Client frames held for the upstream's start-up are past their bound: stop reading
+        the client until they are released."""
+        startup = self.startup
+        return startup is not None and startup.holding and startup.over_limit
+
+    # ----------------------------------------------------------------- the clock
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` has something to do next (None: nothing pending)."""
+        due = self.turns.deadline()
+        startup = self.startup
+        if startup is not None:
+            confirm = startup.deadline()
+            if confirm is not None:
+                due = confirm if due is None else min(due, confirm)
+        return due
+
+    def tick(self, now: float) -> Routed:
+        """What is due at ``now``: silence fill, a response after a commit, held frames of an
+        upstream that never confirmed the start-up configuration."""
+        to_upstream: list[str] = []
+        startup = self.startup
+        if startup is not None and startup.holding and startup.timed_out(now):
+            to_upstream.extend(self._release_held())
+        out = self.turns.poll(now)
+        if out.fill_started:
+            tail = self._in.flush()  # the client's last audio goes before the silence
+            if tail:
+                to_upstream.append(append_event(tail, None))
+        to_upstream.extend(out.to_upstream)
+        routed = Routed(to_upstream=tuple(to_upstream), to_client=self._bridge_events(out))
+        return self._hold_if_starting(routed)
+
+    def _release_held(self) -> list[str]:
+        assert self.startup is not None
+        held = self.startup.confirmed()
+        self._refresh_passthrough()
+        return held
+
+    def _hold_if_starting(self, routed: Routed) -> Routed:
+        startup = self.startup
+        if startup is not None and startup.holding and routed.to_upstream:
+            startup.hold(routed.to_upstream)
+            routed.to_upstream = ()
+        return routed
 
     # ----------------------------------------------------------- client → upstream
 
-    def from_client_text(self, text: str) -> Routed:
+    def from_client_text(self, text: str, now: float = 0.0) -> Routed:
         """A text frame from the client."""
         try:
             event = parse_client_event(text)
-            return self._route_client_event(text, event)
+            routed = self._route_client_event(text, event, now)
         except ClientError as error:
             return self._client_error(error)
+        return self._hold_if_starting(routed)
 
-    def passthrough_client(self, payload: bytes | memoryview) -> bool:
+    def passthrough_client(self, payload: bytes | memoryview, now: float = 0.0) -> bool:
         """The hot path, for a text frame still in bytes: True when it is a valid audio append
         that goes upstream unchanged (the caller forwards ``payload`` as it is; the audio is
         counted), False when it must go through :meth:`from_client_text` instead.
@@ -201,10 +242,12 @@ class SessionProtocol:
             size = audio_b64_size(event.get("audio"), src)
         except ClientError:
             return False
-        self.audio_ms_in += src.duration_ms(size)
+        ms = src.duration_ms(size)
+        self.audio_ms_in += ms
+        self.turns.client_audio(now, ms)
         return True
 
-    def from_client_binary(self, data: bytes) -> Routed:
+    def from_client_binary(self, data: bytes, now: float = 0.0) -> Routed:
         """A binary frame from the client: raw audio in its input format (an append)."""
         try:
             if self._in.src.bytes_per_sample == 2 and len(data) % 2:
@@ -215,10 +258,13 @@ class SessionProtocol:
             converted = self._in.convert(data)
         except ClientError as error:
             return self._client_error(error)
-        self.audio_ms_in += self._in.src.duration_ms(len(data))
-        return Routed(to_upstream=(_append_event(converted, None),), event_type=APPEND)
+        ms = self._in.src.duration_ms(len(data))
+        self.audio_ms_in += ms
+        self.turns.client_audio(now, ms)
+        routed = Routed(to_upstream=(append_event(converted, None),), event_type=APPEND)
+        return self._hold_if_starting(routed)
 
-    def _route_client_event(self, text: str, event: dict[str, Any]) -> Routed:
+    def _route_client_event(self, text: str, event: dict[str, Any], now: float) -> Routed:
         event_type: str = event["type"]
         if not self._protocol_decided and event_type != APPEND:  # appends look alike in both
             if is_beta_client_event(event):
@@ -227,56 +273,69 @@ class SessionProtocol:
             elif event_type == SESSION_UPDATE:
                 self._protocol_decided = True
         if not self.beta:
-            return self._route_ga_event(text, event, event_type, changed=False)
+            return self._route_ga_event(text, event, event_type, changed=False, now=now)
         result = beta_to_ga(event)
         if result.changed:
             event = result.event
-        routed = self._route_ga_event(text, event, event["type"], changed=result.changed)
+        routed = self._route_ga_event(text, event, event["type"], changed=result.changed, now=now)
         routed.dropped_fields = result.dropped_fields
         return routed
 
     def _route_ga_event(
-        self, text: str, event: dict[str, Any], event_type: str, *, changed: bool
+        self, text: str, event: dict[str, Any], event_type: str, *, changed: bool, now: float
     ) -> Routed:
-        """A client event in GA shape: audio and format rules, then the frame to forward."""
+        """A client event in GA shape: audio, format and turn rules, then the frame to forward."""
         if event_type == APPEND:
-            return self._append(text, event, changed)
+            return self._append(text, event, changed, now)
         if event_type == SESSION_UPDATE:
             changed = self._session_update(event) or changed
         elif event_type == RESPONSE_CREATE:
             changed = self._response_output_format(event) or changed
+            self.turns.client_response_create()
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
             event_id = event.get("event_id")
             changed = (
-                self._convert_item_audio(
+                convert_item_audio(
                     event.get("item"),
+                    client_input=self._in.src,
+                    client_output=self._out.dst,
                     up=True,
                     event_id=event_id if isinstance(event_id, str) else None,
                 )
                 or changed
             )
+        elif event_type == COMMIT:
+            answered = self.turns.client_commit()
+            if answered.swallow:  # the VAD already took this turn: the bridge answers
+                return Routed(to_client=self._bridge_events(answered), event_type=COMMIT)
         frame = dumps(event) if changed else text
         if event_type == COMMIT:
             # The resampler holds back a few tens of ms: the turn's end must reach the upstream.
             tail = self._in.flush()
             if tail:
-                return Routed(to_upstream=(_append_event(tail, None), frame), event_type=COMMIT)
+                return Routed(to_upstream=(append_event(tail, None), frame), event_type=COMMIT)
         elif event_type == CLEAR:
             self._in.flush()
+            self.turns.client_clear()
         return Routed(to_upstream=(frame,), event_type=event_type)
 
-    def _append(self, text: str, event: dict[str, Any], changed: bool) -> Routed:
+    def _append(self, text: str, event: dict[str, Any], changed: bool, now: float) -> Routed:
         event_id = event.get("event_id")
         client_event_id = event_id if isinstance(event_id, str) else None
         audio = event.get("audio")
+        src = self._in.src
         if self._in.is_passthrough:
-            size = audio_b64_size(audio, self._in.src, event_id=client_event_id)
-            self.audio_ms_in += self._in.src.duration_ms(size)
+            size = audio_b64_size(audio, src, event_id=client_event_id)
+            ms = src.duration_ms(size)
+            self.audio_ms_in += ms
+            self.turns.client_audio(now, ms)
             return Routed(to_upstream=(dumps(event) if changed else text,), event_type=APPEND)
-        data = decode_audio_b64(audio, self._in.src, event_id=client_event_id)
-        self.audio_ms_in += self._in.src.duration_ms(len(data))
+        data = decode_audio_b64(audio, src, event_id=client_event_id)
+        ms = src.duration_ms(len(data))
+        self.audio_ms_in += ms
+        self.turns.client_audio(now, ms)
         converted = self._in.convert(data)
-        return Routed(to_upstream=(_append_event(converted, client_event_id),), event_type=APPEND)
+        return Routed(to_upstream=(append_event(converted, client_event_id),), event_type=APPEND)
 
     def _session_update(self, event: dict[str, Any]) -> bool:
         """Learn the client's formats from a GA ``session.update``; tell the upstream what it
@@ -322,21 +381,22 @@ class SessionProtocol:
         if not self._upstream_passthrough or not payload.isascii():  # nearly free; keeps
             return None  # the client from ever getting invalid UTF-8 from the bridge
         if payload.startswith(_AUDIO_DELTA_HEAD):  # most upstream events: skip the peek
-            self.audio_ms_out += self._out.dst.duration_ms(_delta_size(payload))
+            self.audio_ms_out += self._out.dst.duration_ms(delta_size(payload))
             return AUDIO_DELTA
         event_type = peek_type_prefix(payload)
         if event_type is None or event_type in self._parsed_types:
             return None
         if event_type == AUDIO_DELTA:
-            self.audio_ms_out += self._out.dst.duration_ms(_delta_size(payload))
+            self.audio_ms_out += self._out.dst.duration_ms(delta_size(payload))
         return event_type
 
-    def from_upstream_text(self, text: str) -> Routed:
-        """A text frame from the upstream: forwarded unchanged unless audio or protocol differ."""
+    def from_upstream_text(self, text: str, now: float = 0.0) -> Routed:
+        """A text frame from the upstream: forwarded unchanged unless audio or protocol differ,
+        or the bridge itself follows it (start-up configuration, turns)."""
         event_type = peek_type(text)
         if self._upstream_passthrough and event_type not in self._parsed_types:
             if event_type == AUDIO_DELTA:
-                self.audio_ms_out += _b64_duration_ms(text, self._out.dst)
+                self.audio_ms_out += b64_duration_ms(text, self._out.dst)
             return Routed(to_client=(text,), event_type=event_type)
         try:
             event = orjson.loads(text)
@@ -344,21 +404,63 @@ class SessionProtocol:
             return Routed(to_client=(text,), event_type=None)
         if not isinstance(event, dict):
             return Routed(to_client=(text,), event_type=None)
-        frames, changed = self._upstream_event(event, event_type)
+        to_upstream: tuple[str, ...] = ()
+        bridge_events: tuple[Frame, ...] = _NO_FRAMES
+        hide = False
+        if event_type in SESSION_EVENTS or event_type in TURN_EVENTS:
+            assert event_type is not None
+            hide, to_upstream, bridge_events = self._follow(event_type, event, now)
+        frames, changed = ([], False) if hide else self._upstream_event(event, event_type)
         if not self.beta:
             out: tuple[Frame, ...] = tuple(
                 text if (f is event and not changed) else _serialise(f) for f in frames
             )
-            return Routed(to_client=out, event_type=event_type)
-        beta_frames: list[Frame] = []
-        for frame in frames:
-            if isinstance(frame, bytes):
-                beta_frames.append(frame)
-                continue
-            for translated in ga_to_beta(frame):
-                original = translated is event and not changed
-                beta_frames.append(text if original else dumps(translated))
-        return Routed(to_client=tuple(beta_frames), event_type=event_type)
+        else:
+            beta_frames: list[Frame] = []
+            for frame in frames:
+                if isinstance(frame, bytes):
+                    beta_frames.append(frame)
+                    continue
+                for translated in ga_to_beta(frame):
+                    original = translated is event and not changed
+                    beta_frames.append(text if original else dumps(translated))
+            out = tuple(beta_frames)
+        return Routed(to_upstream=to_upstream, to_client=out + bridge_events, event_type=event_type)
+
+    def _follow(
+        self, event_type: str, event: dict[str, Any], now: float
+    ) -> tuple[bool, tuple[str, ...], tuple[Frame, ...]]:
+        """The bridge's own reading of an upstream event: whether to hide it from the client,
+        frames for the upstream, extra events for the client."""
+        to_upstream: list[str] = []
+        hide = False
+        startup = self.startup
+        if event_type in SESSION_EVENTS:
+            self.turns.configure(event.get("session"))
+            if startup is not None and startup.holding:
+                if event_type == SESSION_CREATED:
+                    update = startup.session_created(event.get("session"), now)
+                    if update is not None:
+                        to_upstream.append(update)
+                else:  # the answer to the bridge's own update: not the client's business
+                    hide = True
+                    to_upstream.extend(self._release_held())
+            return hide, tuple(to_upstream), _NO_FRAMES
+        if event_type == ERROR and startup is not None and startup.holding:
+            error = event.get("error")
+            if isinstance(error, dict) and error.get("event_id") == startup.event_id:
+                # The formats the client declared were refused: it is told (not hidden).
+                return False, tuple(self._release_held()), _NO_FRAMES
+        out = self.turns.upstream_event(event_type, event, now)
+        return out.swallow, tuple(out.to_upstream), self._bridge_events(out)
+
+    def _bridge_events(self, out: TurnOutput) -> tuple[Frame, ...]:
+        """Events the bridge answers the client with itself, in the client's protocol."""
+        if not out.to_client:
+            return _NO_FRAMES
+        if not self.beta:
+            return tuple(dumps(event) for event in out.to_client)
+        return tuple(dumps(beta) for event in out.to_client for beta in ga_to_beta(event))
 
     def _upstream_event(
         self, event: dict[str, Any], event_type: str | None
@@ -371,15 +473,18 @@ class SessionProtocol:
             tail = self._out.flush()
             frames: list[dict[str, Any] | bytes] = []
             if tail:
-                frames.append(self._delta_frame(tail, event))
+                frames.append(delta_frame(tail, event, binary=self.binary_audio))
             frames.append(event)
             return frames, False
         if event_type in SESSION_EVENTS:
-            return [event], self._client_view_of_session(event)
+            return [event], show_client_formats(event, self._in.src, self._out.dst)
         if event_type in ITEM_EVENTS and not (self._in.is_passthrough and self._out.is_passthrough):
-            return [event], self._convert_item_audio(event.get("item"), up=False)
+            changed = convert_item_audio(
+                event.get("item"), client_input=self._in.src, client_output=self._out.dst, up=False
+            )
+            return [event], changed
         if event_type == RESPONSE_DONE:
-            self._add_usage(event)
+            add_usage(self.usage, event)
         return [event], False
 
     def _audio_delta(self, event: dict[str, Any]) -> list[dict[str, Any] | bytes]:
@@ -395,18 +500,7 @@ class SessionProtocol:
             return [event]  # not ours to judge: the client gets the upstream's event as is
         converted = self._out.convert(data)
         self.audio_ms_out += self._out.dst.duration_ms(len(converted))
-        return [self._delta_frame(converted, event)]
-
-    def _delta_frame(self, audio: bytes, like: dict[str, Any]) -> dict[str, Any] | bytes:
-        if self.binary_audio:
-            return audio
-        fields = {k: v for k, v in like.items() if k not in ("type", "delta", "event_id")}
-        return {
-            "type": AUDIO_DELTA,
-            "event_id": like.get("event_id", ""),
-            **fields,
-            "delta": base64.b64encode(audio).decode(),
-        }
+        return [delta_frame(converted, event, binary=self.binary_audio)]
 
     def _response_output_format(self, event: dict[str, Any]) -> bool:
         """A per-response ``audio.output.format``: the bridge converts one output stream per
@@ -436,114 +530,13 @@ class SessionProtocol:
         audio["output"] = {**output, "format": fmt.upstream_format().to_ga()}
         return True
 
-    def _convert_item_audio(self, item: object, *, up: bool, event_id: str | None = None) -> bool:
-        """Audio inside conversation items is in the sender's format too: an item a client
-        creates carries audio in its input format, and items the upstream reports carry audio in
-        the formats the upstream was told. Each clip is converted whole (a fresh converter,
-        flushed). Returns whether anything changed; invalid client audio raises ``invalid_audio``.
-        """
-        content = item.get("content") if isinstance(item, dict) else None
-        if not isinstance(content, list):
-            return False
-        changed = False
-        for index, part in enumerate(content):
-            if not isinstance(part, dict) or not isinstance(part.get("audio"), str):
-                continue
-            is_input = part.get("type") == "input_audio"
-            client_fmt = self._in.src if is_input else self._out.dst
-            upstream_fmt = client_fmt.upstream_format()
-            if client_fmt == upstream_fmt:
-                continue
-            src, dst = (client_fmt, upstream_fmt) if up else (upstream_fmt, client_fmt)
-            try:
-                data = decode_audio_b64(
-                    part["audio"], src, param=f"item.content[{index}].audio", event_id=event_id
-                )
-            except ClientError:
-                if up:
-                    raise
-                continue  # the upstream's own audio: not ours to judge
-            converter = Converter(src, dst)
-            clip = converter.convert(data) + converter.flush()
-            content[index] = {**part, "audio": base64.b64encode(clip).decode()}
-            changed = True
-        return changed
-
-    def _client_view_of_session(self, event: dict[str, Any]) -> bool:
-        """Show the client the formats it declared, not the ones the upstream was told."""
-        session = event.get("session")
-        audio = session.get("audio") if isinstance(session, dict) else None
-        if not isinstance(audio, dict):
-            return False
-        changed = False
-        for direction, fmt in (("input", self._in.src), ("output", self._out.dst)):
-            part = audio.get(direction)
-            if fmt.upstream_format() != fmt and isinstance(part, dict) and "format" in part:
-                audio[direction] = {**part, "format": fmt.to_ga()}
-                changed = True
-        return changed
-
-    def _add_usage(self, event: dict[str, Any]) -> None:
-        response = event.get("response")
-        usage = response.get("usage") if isinstance(response, dict) else None
-        if not isinstance(usage, dict):
-            return
-        totals = self.usage
-        for name in _USAGE_FIELDS:
-            value = usage.get(name)
-            if isinstance(value, int):
-                totals[name] = totals.get(name, 0) + value
-        for group, names in _USAGE_DETAILS:
-            details = usage.get(group)
-            if not isinstance(details, dict):
-                continue
-            prefix = group.split("_", 1)[0]
-            for name in names:
-                value = details.get(name)
-                if isinstance(value, int):
-                    key = f"{prefix}_{name}"
-                    totals[key] = totals.get(key, 0) + value
-
     def _client_error(self, error: ClientError) -> Routed:
         self.error_codes[error.code.value] += 1
         return Routed(to_client=(error_event_text(error),), event_type=None, error=error)
-
-
-def _append_event(audio: bytes, event_id: str | None) -> str:
-    event: dict[str, Any] = {"type": APPEND}
-    if event_id is not None:
-        event["event_id"] = event_id
-    event["audio"] = base64.b64encode(audio).decode()
-    return dumps(event)
 
 
 def _serialise(frame: dict[str, Any] | bytes) -> Frame:
     return frame if isinstance(frame, bytes) else dumps(frame)
 
 
-def _b64_duration_ms(text: str, fmt: AudioFormat) -> float:
-    """Duration of an audio delta from its base64 length, without decoding it."""
-    start = text.find('"delta":"')
-    end = text.find('"', start + 9)
-    if start < 0 or end < 0:
-        return 0.0
-    padding = text.count("=", max(start + 9, end - 2), end)
-    return fmt.duration_ms((end - start - 9) * 3 // 4 - padding)
-
-
-def _delta_size(payload: bytes) -> int:
-    """Decoded size of an audio delta event's base64 ``delta``, without decoding it: the
-    same as :func:`_b64_duration_ms` on the frame's bytes, written for the hot path."""
-    start = payload.find(b'"delta":"')
-    if start < 0:
-        return 0
-    begin = start + 9
-    end = payload.find(b'"', begin)
-    if end < 0:
-        return 0
-    # Padding is one or two '=' (61) at the end; the bytes before the value are never '='.
-    padding = (payload[end - 1] == 61) + (payload[end - 2] == 61 and end - 2 >= begin)
-    return (end - begin) * 3 // 4 - padding
-
-
-__all__ = ["HandshakeOptions", "Routed", "SessionProtocol"]
+__all__ = ["APPEND", "HandshakeOptions", "Routed", "SessionProtocol"]

@@ -27,7 +27,7 @@ from realtime_bridge.errors import (
     is_sendable_close_code,
 )
 from realtime_bridge.observability import SessionLogger
-from realtime_bridge.protocol.events import error_event_text
+from realtime_bridge.protocol.events import error_event_text, peek_type
 from realtime_bridge.protocol.session import APPEND, Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection, ClientGone
 from realtime_bridge.server.sessions import SessionRecord
@@ -127,6 +127,10 @@ class BridgeSession:
         self._client_paused_since: float | None = None
         self._upstream_paused_since: float | None = None
         self._last_ping = 0.0
+        #: The protocol's clock (silence fill, answers after a commit, start-up timeout).
+        self._timer: asyncio.TimerHandle | None = None
+        #: The client is not read while its frames wait for the upstream's start-up.
+        self._holding_paused = False
 
     def request_end(self, error: ClientError) -> None:
         """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
@@ -175,9 +179,10 @@ class BridgeSession:
         :meth:`SessionProtocol.passthrough_client`); False leaves the frame to ``client_text``."""
         received_ns = _perf_counter_ns() if self._time_frames else 0
         try:
-            if not self._protocol.passthrough_client(payload):
+            now = _monotonic()
+            if not self._protocol.passthrough_client(payload, now):
                 return False
-            self.record.last_client_activity = _monotonic()
+            self.record.last_client_activity = now
             if self._debug:
                 self._log.debug("client → upstream", extra={"type": APPEND, "bytes": len(payload)})
             upstream = self._upstream
@@ -203,12 +208,14 @@ class BridgeSession:
     def client_binary(self, data: bytes) -> None:
         self._from_client(self._protocol.from_client_binary, data, len(data))
 
-    def _from_client(self, route: Callable[[Any], Routed], data: str | bytes, size: int) -> None:
+    def _from_client(
+        self, route: Callable[[Any, float], Routed], data: str | bytes, size: int
+    ) -> None:
         received_ns = _perf_counter_ns() if self._time_frames else 0
-        self.record.last_client_activity = _monotonic()
+        now = self.record.last_client_activity = _monotonic()
         event_type: str | None = None  # counted as "invalid" unless routing tells better
         try:
-            routed = route(data)
+            routed = route(data, now)
             event_type = routed.event_type
             if routed.error is not None:
                 self._log.info(
@@ -226,15 +233,22 @@ class BridgeSession:
                     )
             if routed.to_client:
                 self._send_client(routed.to_client)
-            upstream = self._upstream
-            if upstream is not None:
-                for frame in routed.to_upstream:
-                    upstream.send(frame)
+            self._send_upstream(routed.to_upstream)
+            if self._protocol.holding_over_limit and not self._holding_paused:
+                self._holding_paused = True  # read no more until the upstream is configured
+                self._client.pause_reading()
+            self._arm_timer()
         except UpstreamError:
             pass  # the upstream is gone; its callback says how
         except Exception:
             self._internal_error("routing a client event")
         self._count_to_upstream(event_type, size, received_ns)
+
+    def _send_upstream(self, frames: tuple[str, ...]) -> None:
+        upstream = self._upstream
+        if upstream is not None:
+            for frame in frames:
+                upstream.send(frame)
 
     def client_gone(self, gone: ClientGone) -> None:
         if gone.error is not None:
@@ -280,14 +294,67 @@ class BridgeSession:
         received_ns = _perf_counter_ns() if self._time_frames else 0
         event_type: str | None = None
         try:
-            routed = self._protocol.from_upstream_text(text)
+            routed = self._protocol.from_upstream_text(text, _monotonic())
             event_type = routed.event_type
             if self._debug:
                 self._log.debug("upstream → client", extra={"type": event_type, "bytes": len(text)})
             self._send_client(routed.to_client)
+            if routed.to_upstream:
+                self._send_upstream(routed.to_upstream)
+            self._after_bridge_step()
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
         except Exception:
             self._internal_error("routing an upstream event")
         self._count_to_client(event_type, len(text), received_ns)
+
+    # -- the bridge's own clock: silence fill, answers after a commit, start-up ---------------
+
+    def _after_bridge_step(self) -> None:
+        """Resume a client held back for the start-up configuration once that is done, and
+        make sure the protocol's next deadline has a timer."""
+        if self._holding_paused and not self._protocol.holding_over_limit:
+            self._holding_paused = False
+            if self._upstream_paused_since is None:
+                self._client.resume_reading()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """One timer per session at the protocol's next deadline. A deadline that moved later
+        (the client kept talking) only costs one early wake-up, which re-arms."""
+        deadline = self._protocol.next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._ended.done():
+            return
+        try:
+            routed = self._protocol.tick(_monotonic())
+            if routed.to_client:
+                self._send_client(routed.to_client)
+            if routed.to_upstream:
+                self._send_upstream(routed.to_upstream)
+                self._log_bridge_frames(routed.to_upstream)
+            self._after_bridge_step()
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("running the session's timer")
+
+    def _log_bridge_frames(self, frames: tuple[str, ...]) -> None:
+        if self._debug:
+            for frame in frames:
+                self._log.debug(
+                    "bridge → upstream", extra={"type": peek_type(frame), "bytes": len(frame)}
+                )
 
     def upstream_burst(self) -> None:
         """A burst from the upstream (audio faster than real time): sent on together."""
@@ -400,6 +467,9 @@ class BridgeSession:
 
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         client = self._client
         if not client.closed and not ending.client_gone:
             if ending.error is not None:

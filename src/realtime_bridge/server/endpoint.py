@@ -20,11 +20,14 @@ from urllib.parse import parse_qsl, urlsplit
 from multidict import CIMultiDict
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.metrics import SessionSource
 from realtime_bridge.observability import get_logger, session_logger
-from realtime_bridge.protocol.session import HandshakeOptions, SessionProtocol
+from realtime_bridge.protocol.handshake import HandshakeOptions
+from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
+from realtime_bridge.protocol.turns import TurnSettings
 from realtime_bridge.server.admission import admit, offered_subprotocols, own_origins
 from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.channel import ClientConnection
@@ -78,6 +81,16 @@ def handshake_options(headers: Mapping[str, str], query: Mapping[str, str]) -> H
     offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
     beta = is_beta_header_value(headers.get("OpenAI-Beta")) or offers_beta_subprotocol(offered)
     return HandshakeOptions.from_query(query, beta=beta)
+
+
+def turn_settings(settings: Settings, options: HandshakeOptions) -> TurnSettings:
+    """The session's turn help: the server's settings, with the client's query choice."""
+    fill = options.silence_fill
+    return TurnSettings(
+        silence_fill=settings.silence_fill == "auto" if fill is None else fill,
+        fill_gap_ms=settings.silence_fill_gap_ms,
+        answer_window_ms=settings.commit_response_window_ms,
+    )
 
 
 class SessionEndpoint:
@@ -134,6 +147,8 @@ class SessionEndpoint:
             options = handshake_options(headers, query)
         except ClientError as exc:
             return refusal(exc.http_status, exc.code.value, exc.message)
+        except ValueError as exc:
+            return refusal(400, "bad_request", str(exc))
         problem = upgrade_problem(headers)
         if problem is not None:
             return refusal(400, "bad_request", problem)
@@ -207,7 +222,7 @@ class SessionEndpoint:
         state = self._state
         settings = state.settings
         slog = session_logger(record.id)
-        rules = SessionProtocol(options)
+        rules = SessionProtocol(options, turns=turn_settings(settings, options))
         if state.metrics is not None:
             state.metrics.session_started(record.id, SessionSource(record.counters, rules))
         start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}

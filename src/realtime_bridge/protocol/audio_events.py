@@ -1,0 +1,132 @@
+"""Audio inside events: building appends and deltas, sizing them without decoding, and the audio
+inside conversation items and session objects, seen from each side."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from realtime_bridge.audio.convert import Converter, decode_audio_b64
+from realtime_bridge.audio.formats import AudioFormat
+from realtime_bridge.errors import ClientError
+from realtime_bridge.protocol.events import dumps
+
+APPEND = "input_audio_buffer.append"
+AUDIO_DELTA = "response.output_audio.delta"
+
+
+def append_event(audio: bytes, event_id: str | None) -> str:
+    """An ``input_audio_buffer.append`` carrying ``audio``."""
+    event: dict[str, Any] = {"type": APPEND}
+    if event_id is not None:
+        event["event_id"] = event_id
+    event["audio"] = base64.b64encode(audio).decode()
+    return dumps(event)
+
+
+def delta_frame(audio: bytes, like: dict[str, Any], *, binary: bool) -> dict[str, Any] | bytes:
+    """An output audio delta carrying ``audio``, with ``like``'s other fields (or the raw audio,
+    for a client that takes binary frames)."""
+    if binary:
+        return audio
+    fields = {k: v for k, v in like.items() if k not in ("type", "delta", "event_id")}
+    return {
+        "type": AUDIO_DELTA,
+        "event_id": like.get("event_id", ""),
+        **fields,
+        "delta": base64.b64encode(audio).decode(),
+    }
+
+
+def b64_duration_ms(text: str, fmt: AudioFormat) -> float:
+    """Duration of an audio delta from its base64 length, without decoding it."""
+    start = text.find('"delta":"')
+    end = text.find('"', start + 9)
+    if start < 0 or end < 0:
+        return 0.0
+    padding = text.count("=", max(start + 9, end - 2), end)
+    return fmt.duration_ms((end - start - 9) * 3 // 4 - padding)
+
+
+def delta_size(payload: bytes) -> int:
+    """Decoded size of an audio delta event's base64 ``delta``, without decoding it: the
+    same as :func:`b64_duration_ms` on the frame's bytes, written for the hot path."""
+    start = payload.find(b'"delta":"')
+    if start < 0:
+        return 0
+    begin = start + 9
+    end = payload.find(b'"', begin)
+    if end < 0:
+        return 0
+    # Padding is one or two '=' (61) at the end; the bytes before the value are never '='.
+    padding = (payload[end - 1] == 61) + (payload[end - 2] == 61 and end - 2 >= begin)
+    return (end - begin) * 3 // 4 - padding
+
+
+def convert_item_audio(
+    item: object,
+    *,
+    client_input: AudioFormat,
+    client_output: AudioFormat,
+    up: bool,
+    event_id: str | None = None,
+) -> bool:
+    """Audio inside conversation items is in the sender's format too: an item a client creates
+    carries audio in its input format, and items the upstream reports carry audio in the formats
+    the upstream was told. Each clip is converted whole (a fresh converter, flushed), in place.
+    Returns whether anything changed; invalid client audio raises ``invalid_audio``."""
+    content = item.get("content") if isinstance(item, dict) else None
+    if not isinstance(content, list):
+        return False
+    changed = False
+    for index, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("audio"), str):
+            continue
+        client_fmt = client_input if part.get("type") == "input_audio" else client_output
+        upstream_fmt = client_fmt.upstream_format()
+        if client_fmt == upstream_fmt:
+            continue
+        src, dst = (client_fmt, upstream_fmt) if up else (upstream_fmt, client_fmt)
+        try:
+            data = decode_audio_b64(
+                part["audio"], src, param=f"item.content[{index}].audio", event_id=event_id
+            )
+        except ClientError:
+            if up:
+                raise
+            continue  # the upstream's own audio: not ours to judge
+        converter = Converter(src, dst)
+        clip = converter.convert(data) + converter.flush()
+        content[index] = {**part, "audio": base64.b64encode(clip).decode()}
+        changed = True
+    return changed
+
+
+def show_client_formats(
+    event: dict[str, Any], client_input: AudioFormat, client_output: AudioFormat
+) -> bool:
+    """Show the client the formats it declared in a session object from the upstream, not the
+    ones the upstream was told (or had not been told yet). Returns whether the event changed."""
+    session = event.get("session")
+    audio = session.get("audio") if isinstance(session, dict) else None
+    if not isinstance(audio, dict):
+        return False
+    changed = False
+    for direction, fmt in (("input", client_input), ("output", client_output)):
+        part = audio.get(direction)
+        if isinstance(part, dict) and "format" in part:
+            shown = fmt.to_ga()
+            if part["format"] != shown:
+                audio[direction] = {**part, "format": shown}
+                changed = True
+    return changed
+
+
+__all__ = [
+    "append_event",
+    "b64_duration_ms",
+    "convert_item_audio",
+    "delta_frame",
+    "delta_size",
+    "show_client_formats",
+]
