@@ -269,6 +269,7 @@ class SessionEndpoint:
                 "audio_in_s": record.audio_seconds["client_to_upstream"],
                 "audio_out_s": record.audio_seconds["upstream_to_client"],
                 "usage": record.usage,
+                "turns": record.turns,
             },
         )
 

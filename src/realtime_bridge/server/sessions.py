@@ -80,6 +80,19 @@ class SessionRecord:
         return dict(self.rules.usage) if self.rules else {}
 
     @property
+    def turns(self) -> dict[str, float | int]:
+        """What the bridge added to help turns end (silence fill, answers after a commit)."""
+        if self.rules is None:
+            return {}
+        stats = self.rules.turns.stats
+        return {
+            "silence_fill_ms": round(stats.fill_ms, 1),
+            "silence_fill_bytes": stats.fill_bytes,
+            "responses_created": stats.responses_created,
+            "commits_answered": stats.commits_answered,
+        }
+
+    @property
     def duration_s(self) -> float:
         return time.monotonic() - self.started_monotonic
 
@@ -103,6 +116,7 @@ class SessionRecord:
             },
             "audio_seconds": self.audio_seconds,
             "usage": self.usage,
+            "turns": self.turns,
         }
 
 
