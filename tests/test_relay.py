@@ -215,6 +215,35 @@ async def test_upstream_that_never_finishes_handshake_times_out(
             assert msg.data == 1014
 
 
+async def test_connect_timeout_ends_the_client_connection_at_the_timeout() -> None:
+    """A client library that waits for the server to close TCP after the close handshake (as
+    ``websockets`` does, RFC 6455 §7.1.1) sees the end at the timeout, not a second later: the
+    bridge reads the client's close answer although the session never started reading it."""
+    import websockets
+
+    timeout_s = 0.5
+    async with stalled_tcp_server() as port:
+        env = {
+            "UPSTREAM": "openai",
+            "OPENAI_API_KEY": TEST_KEY,
+            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{port}/v1/realtime",
+            "UPSTREAM_CONNECT_TIMEOUT_S": str(timeout_s),
+        }
+        async with running_bridge(**env) as server:
+            async with websockets.connect(ws_url(server)) as ws:
+                started = time.monotonic()
+                first = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert first["error"]["code"] == "upstream_unavailable"
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 5)
+                ended = time.monotonic() - started
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1014
+            # The error came at the timeout; the TCP close follows it at once (it came a whole
+            # close-handshake timeout, 1 s, later before).
+            assert ended < timeout_s + 0.6, ended
+
+
 async def test_upstream_http_refusal_is_upstream_unavailable(http: aiohttp.ClientSession) -> None:
     from aiohttp import web
 

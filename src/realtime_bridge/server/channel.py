@@ -90,6 +90,8 @@ class ClientConnection(WSListener):
         self._early: list[tuple[WSMsgType, bytes] | ClientGone] = []
         self._assembler = MessageAssembler(max_message_bytes)
         self._gone: ClientGone | None = None
+        #: The bridge sent its close: only the client's close answer still matters.
+        self._closing = False
         self._coalescer: WriteCoalescer | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -120,7 +122,8 @@ class ClientConnection(WSListener):
         elif msg_type is TEXT and frame.fin and not self._assembler.open:
             sink = self._sink
             if sink is None:
-                self._early.append((msg_type, frame.get_payload_as_bytes()))
+                if not self._closing:
+                    self._early.append((msg_type, frame.get_payload_as_bytes()))
                 return
             if not frame.last_in_buffer:  # more frames came in the same read
                 sink.client_burst()
@@ -217,13 +220,20 @@ class ClientConnection(WSListener):
     async def close(self, code: int, reason: str = "") -> None:
         """Send a close frame and wait (briefly) for the client's answer, then disconnect.
 
-        Frames already queued are flushed first: the client gets everything sent before."""
+        Frames already queued are flushed first: the client gets everything sent before.
+        Reading resumes if it was paused (a session whose upstream never connected): the
+        client's close answer must be read for the connection to end at once, as RFC 6455
+        §7.1.1 has the server close TCP as soon as the close handshake is done."""
         self._sink = None
+        self._closing = True
+        self._early.clear()
         t = self.transport
         if t is None:
             return
         if not t.is_disconnected and not t.is_close_frame_sent:
             t.send_close(WSCloseCode(code), truncate_utf8(reason))
+        if not t.is_disconnected:
+            t.underlying_transport.resume_reading()
         with contextlib.suppress(Exception):  # also collects an error picows stored
             await asyncio.wait_for(t.wait_disconnected(), CLOSE_HANDSHAKE_TIMEOUT_S)
         t.disconnect()
@@ -239,7 +249,8 @@ class ClientConnection(WSListener):
     def _deliver(self, msg_type: WSMsgType, data: bytes) -> None:
         sink = self._sink
         if sink is None:
-            self._early.append((msg_type, data))
+            if not self._closing:
+                self._early.append((msg_type, data))
         elif msg_type is BINARY:
             sink.client_binary(data)
         else:
