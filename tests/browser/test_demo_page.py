@@ -225,6 +225,43 @@ def test_push_to_talk_with_the_keyboard(page: Page, bridge: BridgeProcess) -> No
     assert console.errors == []
 
 
+def test_only_the_active_modes_controls_show_and_the_mic_state_is_said(
+    page: Page, bridge: BridgeProcess
+) -> None:
+    """A disabled microphone button reads as "the microphone does not work": hands-free shows
+    no push-to-talk button at all, and the microphone's state is said in words."""
+    console = Console(page)
+    open_page(page, bridge.http_url + "/")
+    ptt = page.locator("#ptt")
+    mic = page.locator("#mic-state")
+    expect(ptt).to_be_hidden()
+    expect(mic).to_have_attribute("data-state", "off")
+    page.click("#connect")  # default mode: hands-free
+    wait_connected(page)
+    expect(mic).to_have_attribute("data-state", "listening")
+    expect(mic).to_contain_text("Listening")
+    expect(ptt).to_be_hidden()
+    expect(page.locator("#vad-help")).to_be_visible()
+    expect(page.locator("#level")).to_be_visible()
+    page.select_option("#mode", "ptt")
+    expect(ptt).to_be_visible()
+    expect(ptt).to_be_enabled()
+    expect(mic).to_have_attribute("data-state", "muted")
+    expect(page.locator("#vad-help")).to_be_hidden()
+    ptt.focus()
+    page.keyboard.down(" ")
+    expect(mic).to_have_attribute("data-state", "talking")
+    page.keyboard.up(" ")
+    expect(mic).to_have_attribute("data-state", "muted")
+    page.select_option("#mode", "text")
+    expect(ptt).to_be_hidden()
+    expect(page.locator("#level")).to_be_hidden()
+    expect(mic).to_contain_text("text only")
+    page.click("#disconnect")
+    expect(mic).to_have_attribute("data-state", "off")
+    assert console.errors == []
+
+
 def test_refusals_are_explained_in_words(browser: playwright_sync.Browser, tmp_path: Path) -> None:
     """Token (BRIDGE_API_KEYS, sent as a subprotocol) and the session limit (MAX_SESSIONS)."""
     token = "demo-token-123"

@@ -63,6 +63,11 @@ const ui = {
   connect: $("connect"),
   disconnect: $("disconnect"),
   ptt: $("ptt"),
+  pttHelp: $("ptt-help"),
+  vadHelp: $("vad-help"),
+  micState: $("mic-state"),
+  micStateText: $("mic-state-text"),
+  meter: $("meter"),
   level: $("level"),
   transcript: $("transcript"),
   textForm: $("text-form"),
@@ -634,6 +639,7 @@ function pttStart() {
   pttSentMs = 0;
   ui.ptt.setAttribute("aria-pressed", "true");
   ui.ptt.textContent = "Talking… release to send";
+  setControls();
   bargeIn({ cancel: true });
 }
 
@@ -643,6 +649,7 @@ async function pttEnd() {
   pttFlushing = true;
   ui.ptt.setAttribute("aria-pressed", "false");
   ui.ptt.textContent = "Hold to talk";
+  setControls();
   if (audio.capture) {
     await new Promise((resolve) => {
       audio.flushWaiters.push(resolve);
@@ -912,7 +919,37 @@ function setControls() {
   ui.token.disabled = busy;
   ui.text.disabled = !connected;
   ui.send.disabled = !connected;
-  ui.ptt.disabled = !(connected && mode === "ptt" && audio.capture !== null);
+  // Only the controls of the active mode are shown: a disabled microphone button reads as
+  // "the microphone does not work".
+  const micOn = connected && mode !== "text" && audio.capture !== null;
+  ui.ptt.hidden = !(connected && mode === "ptt");
+  ui.ptt.disabled = !micOn;
+  ui.pttHelp.hidden = ui.ptt.hidden;
+  ui.vadHelp.hidden = !(connected && mode === "vad");
+  ui.meter.hidden = !micOn;
+  showMicState(connected, micOn);
+}
+
+/** The microphone's state in words and colour: listening, push-to-talk (idle or talking), or off. */
+function showMicState(connected, micOn) {
+  let state = "off";
+  let text = "Microphone off";
+  if (connected && mode === "text") text = "Microphone off (text only)";
+  else if (connected && !micOn) {
+    state = "error";
+    text = "Microphone unavailable: you can still type";
+  } else if (micOn && mode === "vad") {
+    state = "listening";
+    text = "Listening: just talk";
+  } else if (micOn && pttHeld) {
+    state = "talking";
+    text = "Talking: release to send";
+  } else if (micOn) {
+    state = "muted";
+    text = "Muted: hold the button to talk";
+  }
+  ui.micState.dataset.state = state;
+  ui.micStateText.textContent = text;
 }
 
 async function changeMode() {
