@@ -49,6 +49,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/session_rules.py
 	$(BIN)/python bench/relay_chain.py
+	$(BIN)/python bench/turns.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick
