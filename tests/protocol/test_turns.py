@@ -103,7 +103,8 @@ def test_a_continuously_streaming_client_gets_no_fill() -> None:
         jitter = 0.15 if _ % 37 == 0 else 0.0
         k.client_audio(t + jitter, 20.0)
         due = k.deadline()
-        assert due is not None and due > t + jitter
+        assert due is not None
+        assert due > t + jitter
         assert k.poll(t + jitter).to_upstream == []
         t += 0.02
     assert k.stats.fill_bytes == 0
