@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +22,10 @@ import orjson
 import pytest
 
 from realtime_bridge.audio import g711
+from realtime_bridge.server.app import BridgeServer
 from tests.audio._helpers import correlation
-from tests.conftest import TEST_KEY, running_bridge, ws_url
-from tests.fakes import UpstreamSession, running_fake_upstream
+from tests.conftest import ws_url
+from tests.fakes import Behaviour, FakeUpstream, UpstreamSession
 from tests.recordings import read_wav
 
 PCM24 = {"type": "audio/pcm", "rate": 24000}
@@ -119,6 +122,18 @@ class StrictUpstream:
                 await send(orjson.dumps({"type": "response.done", "response": {}}).decode())
 
 
+@contextlib.asynccontextmanager
+async def bridge_before(behaviour: Behaviour) -> AsyncIterator[tuple[FakeUpstream, BridgeServer]]:
+    """A bridge whose ``openai`` upstream is a fake with ``behaviour``."""
+    async with (
+        running_fake_upstream(behaviour) as fake,
+        running_bridge(
+            UPSTREAM="openai", OPENAI_API_KEY=TEST_KEY, OPENAI_REALTIME_URL=fake.url
+        ) as bridge,
+    ):
+        yield fake, bridge
+
+
 def _recording(name: str) -> bytes:
     """Two seconds of real speech, raw G.711 bytes at 8 kHz."""
     wav = read_wav(name)
@@ -159,12 +174,7 @@ async def test_g711_declared_in_the_query_is_told_upstream_both_ways(
     sent = _recording(name)
     reference = _decode(ga_format, sent)
     upstream = StrictUpstream(answer_pcm8k=g711.ulaw_to_pcm16(_recording(CODECS["g711_ulaw"][0])))
-    async with (
-        running_fake_upstream(upstream) as fake,
-        running_bridge(
-            UPSTREAM="openai", OPENAI_API_KEY=TEST_KEY, OPENAI_REALTIME_URL=fake.url
-        ) as bridge,
-    ):
+    async with bridge_before(upstream) as (_fake, bridge):
         query = f"?input_audio_format={codec}&output_audio_format={codec}"
         query += "&audio=binary" if binary else ""
         async with http.ws_connect(ws_url(bridge, query=query)) as ws:
@@ -215,12 +225,7 @@ async def test_a_later_client_session_update_overrides_and_is_answered(
 ) -> None:
     upstream = StrictUpstream(answer_pcm8k=b"")
     upstream.release.set()
-    async with (
-        running_fake_upstream(upstream) as fake,
-        running_bridge(
-            UPSTREAM="openai", OPENAI_API_KEY=TEST_KEY, OPENAI_REALTIME_URL=fake.url
-        ) as bridge,
-    ):
+    async with bridge_before(upstream) as (_fake, bridge):
         query = "?input_audio_format=g711_ulaw&output_audio_format=g711_ulaw"
         async with http.ws_connect(ws_url(bridge, query=query)) as ws:
             update = {
@@ -246,12 +251,7 @@ async def test_pcm16_at_another_rate_needs_no_update_and_still_resamples(
 ) -> None:
     upstream = StrictUpstream(answer_pcm8k=b"")
     upstream.release.set()
-    async with (
-        running_fake_upstream(upstream) as fake,
-        running_bridge(
-            UPSTREAM="openai", OPENAI_API_KEY=TEST_KEY, OPENAI_REALTIME_URL=fake.url
-        ) as bridge,
-    ):
+    async with bridge_before(upstream) as (_fake, bridge):
         async with http.ws_connect(ws_url(bridge, query="?input_audio_format=pcm16@16000")) as ws:
             created = orjson.loads((await asyncio.wait_for(ws.receive(), 5)).data)
             assert created["session"]["audio"]["input"]["format"] == {
@@ -280,12 +280,7 @@ async def test_an_upstream_that_never_confirms_still_gets_the_audio(
         await up.ws.send_str(orjson.dumps({"type": "session.created", "session": session}).decode())
         await up.closed.wait()
 
-    async with (
-        running_fake_upstream(created_only) as fake,
-        running_bridge(
-            UPSTREAM="openai", OPENAI_API_KEY=TEST_KEY, OPENAI_REALTIME_URL=fake.url
-        ) as bridge,
-    ):
+    async with bridge_before(created_only) as (fake, bridge):
         query = "?input_audio_format=g711_ulaw"
         async with http.ws_connect(ws_url(bridge, query=query)) as ws:
             await ws.send_str('{"type":"conversation.item.retrieve","item_id":"x"}')
