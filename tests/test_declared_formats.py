@@ -24,8 +24,8 @@ import pytest
 from realtime_bridge.audio import g711
 from realtime_bridge.server.app import BridgeServer
 from tests.audio._helpers import correlation
-from tests.conftest import ws_url
-from tests.fakes import Behaviour, FakeUpstream, UpstreamSession
+from tests.conftest import TEST_KEY, running_bridge, ws_url
+from tests.fakes import Behaviour, FakeUpstream, UpstreamSession, running_fake_upstream
 from tests.recordings import read_wav
 
 PCM24 = {"type": "audio/pcm", "rate": 24000}
