@@ -25,10 +25,9 @@ import numpy as np
 import playwright.sync_api as playwright_sync
 import pytest
 
-from tests.recordings import AUDIO_DIR
+from tests.recordings import read_wav
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_AUDIO = AUDIO_DIR
 READY_TIMEOUT_S = 20.0
 WAV_RATE = 24000
 #: Bridge/upstream settings that must not leak from the developer's environment into the test.
@@ -47,24 +46,15 @@ def chromium_path() -> str | None:
 
 
 def _speech_segment(seconds: float) -> np.ndarray:
-    """Real speech from ../shared/audio when present, else a synthetic voiced burst."""
-    source = SHARED_AUDIO / "speech-hello-24k.wav"
+    """Real speech (the repository's recordings; see tests/recordings.py)."""
     n = int(seconds * WAV_RATE)
-    if source.is_file():
-        with wave.open(str(source)) as w:
-            assert w.getframerate() == WAV_RATE
-            assert w.getsampwidth() == 2
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float64) / 32768
-        loud = np.flatnonzero(np.abs(x) > 0.02)
-        start = int(loud[0]) if loud.size else 0
-        segment = x[start : start + n]
-    else:
-        t = np.arange(n) / WAV_RATE
-        f0 = 130 + 20 * np.sin(2 * np.pi * 3 * t)  # gliding pitch
-        phase = 2 * np.pi * np.cumsum(f0) / WAV_RATE
-        voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-        syllables = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t) ** 2
-        segment = 0.12 * voiced * syllables
+    wav = read_wav("speech-hello-24k.wav")
+    assert wav.rate == WAV_RATE
+    assert wav.bits == 16
+    x = np.frombuffer(wav.data, "<i2").astype(np.float64) / 32768
+    loud = np.flatnonzero(np.abs(x) > 0.02)
+    start = int(loud[0]) if loud.size else 0
+    segment = x[start : start + n]
     fade = int(0.01 * WAV_RATE)
     ramp = np.linspace(0.0, 1.0, fade)
     segment = segment.copy()
