@@ -473,3 +473,72 @@ async def test_quiet_clients_get_keepalive_pings(
         await ws.pong(msg.data)
         # A pong is not a client message: the session's idle clock is not reset by it.
         assert next(iter(bridge.registry)).client_to_upstream.events == 0
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_upstream_refusal_cause_is_logged_for_the_operator(
+    http: aiohttp.ClientSession, captured_logs: list[str], status: int
+) -> None:
+    """The client gets upstream_unavailable; the server log says why (HTTP status), where
+    (host) and for which session, at WARNING, and never the key."""
+    from aiohttp import web
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.Response(status=status, text="no")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        env = {
+            "UPSTREAM": "openai",
+            "OPENAI_API_KEY": TEST_KEY,
+            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{port}/v1/realtime",
+        }
+        async with running_bridge(**env) as server, http.ws_connect(ws_url(server)) as ws:
+            session_id = ws._response.headers["X-Bridge-Session-Id"]
+            await receive_json(ws)
+            await asyncio.wait_for(ws.receive(), 5)
+    finally:
+        await runner.cleanup()
+    (line,) = [line for line in captured_logs if "upstream unavailable" in line]
+    assert "WARNING" in line
+    assert f"cause=http_{status}" in line
+    assert "upstream_host=127.0.0.1" in line
+    assert session_id in line
+    assert TEST_KEY not in "".join(captured_logs)
+
+
+async def test_unreachable_and_slow_upstreams_are_logged_with_their_cause(
+    http: aiohttp.ClientSession, captured_logs: list[str]
+) -> None:
+    async with stalled_tcp_server() as stalled:
+        for url, cause in (
+            (f"ws://127.0.0.1:{closed_port()}/v1/realtime", "cause=refused"),
+            (f"ws://127.0.0.1:{stalled}/v1/realtime", "cause=timeout"),
+        ):
+            env = {
+                "UPSTREAM": "openai",
+                "OPENAI_API_KEY": TEST_KEY,
+                "OPENAI_REALTIME_URL": url,
+                "UPSTREAM_CONNECT_TIMEOUT_S": "0.3",
+            }
+            async with running_bridge(**env) as server, http.ws_connect(ws_url(server)) as ws:
+                assert (await receive_json(ws))["error"]["code"] == "upstream_unavailable"
+            assert any("upstream unavailable" in x and cause in x for x in captured_logs), cause
+
+
+def test_connect_failures_are_named_without_details() -> None:
+    import socket
+    import ssl
+
+    from realtime_bridge.upstream.websocket import connect_failure
+
+    assert connect_failure(socket.gaierror(-2, "Name or service not known")) == "dns"
+    assert connect_failure(ssl.SSLCertVerificationError("bad cert")) == "tls"
+    assert connect_failure(ConnectionRefusedError()) == "refused"
+    assert connect_failure(ValueError("sk-secret in a message")) == "ValueError"

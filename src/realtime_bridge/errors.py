@@ -114,7 +114,16 @@ class UpstreamError(BridgeError):
 
 
 class UpstreamUnavailable(UpstreamError):
-    """The upstream could not be reached, refused the upgrade, or was too slow to answer."""
+    """The upstream could not be reached, refused the upgrade, or was too slow to answer.
+
+    ``cause`` says why for the operator's log (``timeout``, ``dns``, ``refused``, ``tls``,
+    ``http_401``, …; an exception's class name otherwise), ``host`` where; neither ever carries
+    a credential."""
+
+    def __init__(self, message: str, *, cause: str = "unknown", host: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.host = host
 
 
 def is_sendable_close_code(code: int) -> bool:

@@ -290,6 +290,22 @@ def test_refusals_are_explained_in_words(browser: playwright_sync.Browser, tmp_p
             context.close()
 
 
+def test_nothing_at_the_address_is_not_blamed_on_the_token(
+    page: Page, bridge: BridgeProcess
+) -> None:
+    """A WebSocket address where nothing listens says so, not "the token was refused"."""
+    dead = f"ws://127.0.0.1:{free_port()}/v1/realtime"
+    open_page(page, bridge.http_url + "/")
+    page.fill("#ws-url", dead)
+    page.fill("#token", "some-token")
+    page.select_option("#mode", "text")
+    page.click("#connect")
+    alert = page.locator("#alert")
+    expect(alert).to_contain_text(f"Cannot reach the bridge at {dead}")
+    expect(alert).not_to_contain_text("token")
+    expect(page.locator("#status")).to_have_text("Not connected")
+
+
 def test_upstream_unavailable_is_explained(page: Page, tmp_path: Path) -> None:
     dead = f"ws://127.0.0.1:{free_port()}/v1/realtime"
     env = {

@@ -156,6 +156,17 @@ class BridgeSession:
         try:
             upstream = connect.result()
         except UpstreamUnavailable as exc:
+            # The operator's side of the story: why, and where (never a credential).
+            self._log.warning(
+                "upstream unavailable: %s",
+                exc,
+                extra={
+                    "upstream": self._upstream_kind.kind,
+                    "upstream_host": exc.host,
+                    "cause": exc.cause,
+                    "connect_s": round(time.monotonic() - started, 3),
+                },
+            )
             error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, str(exc))
             return await self._finish(ending_for_error(error, "upstream_unavailable"), None)
         connect_s = time.monotonic() - started

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -70,6 +71,19 @@ def with_query(url: str, **params: str) -> str:
     kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in params]
     query = "&".join([*kept, urlencode(params)]) if params else "&".join(kept)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def connect_failure(exc: BaseException) -> str:
+    """A short, credential-free name for why a connection could not be opened."""
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, ssl.SSLError):
+        return "tls"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    return type(exc).__name__
 
 
 class WebSocketConnection(WSListener):
@@ -268,6 +282,7 @@ class WebSocketUpstream:
 
     async def connect(self, request: UpstreamRequest) -> UpstreamConnection:
         url = self.url_for(request.model)
+        host = urlsplit(url).hostname or ""
         if url.startswith("wss:") and self._ssl is None:
             self._ssl = ssl.create_default_context()  # once: loading CA certificates is slow
         try:
@@ -286,18 +301,24 @@ class WebSocketUpstream:
                 )
         except TimeoutError:
             raise UpstreamUnavailable(
-                f"the {self._kind} upstream did not answer within {self._connect_timeout_s:g} s"
+                f"the {self._kind} upstream did not answer within {self._connect_timeout_s:g} s",
+                cause="timeout",
+                host=host,
             ) from None
         except WSInvalidStatusError as exc:
-            status = exc.response.status if exc.response is not None else "?"
+            status = exc.response.status if exc.response is not None else None
             raise UpstreamUnavailable(
                 f"the {self._kind} upstream refused the connection (HTTP {int(status)})"
                 if isinstance(status, int)
-                else f"the {self._kind} upstream refused the connection"
+                else f"the {self._kind} upstream refused the connection",
+                cause=f"http_{int(status)}" if isinstance(status, int) else "http_refused",
+                host=host,
             ) from None
         except (WSError, OSError, ValueError) as exc:
             raise UpstreamUnavailable(
-                f"the {self._kind} upstream is unreachable ({type(exc).__name__})"
+                f"the {self._kind} upstream is unreachable ({type(exc).__name__})",
+                cause=connect_failure(exc),
+                host=host,
             ) from None
         assert isinstance(listener, WebSocketConnection)
         return listener

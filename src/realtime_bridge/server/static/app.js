@@ -159,6 +159,8 @@ const audio = {
   flushWaiters: [],
 };
 let pttHeld = false;
+/** The address of the last connection attempt, for explaining a refusal. */
+let lastUrl = null;
 let pttFlushing = false;
 let pttSentMs = 0;
 let lastLevelUpdate = 0;
@@ -380,6 +382,7 @@ async function connect() {
 }
 
 function openSocket(url, protocols) {
+  lastUrl = url;
   userClosed = false;
   opened = false;
   lastErrorCode = null;
@@ -439,8 +442,24 @@ async function onClose(socket, close) {
   showAlert(message);
 }
 
-/** A browser never sees the HTTP status of a refused upgrade: work out the likely reason. */
+/** Whether anything answers HTTP at a WebSocket address (an opaque no-cors request: it only
+ *  fails when nothing listens there). */
+async function reachable(wsUrl) {
+  try {
+    await fetch(wsUrl.replace(/^ws/, "http"), { mode: "no-cors", cache: "no-store" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A browser never sees the HTTP status of a refused upgrade: work out the likely reason.
+ *  First whether anything listens at the address at all, so an unreachable bridge is never
+ *  blamed on the token. */
 async function explainRefusal() {
+  if (lastUrl && !(await reachable(lastUrl))) {
+    return `Cannot reach the bridge at ${lastUrl}. Is it running, and is the address right?`;
+  }
   let info = null;
   try {
     const response = await fetch("/info", { cache: "no-store" });
