@@ -50,6 +50,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/session_rules.py
 	$(BIN)/python bench/relay_chain.py
 	$(BIN)/python bench/turns.py
+	$(BIN)/python bench/local_lag.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick

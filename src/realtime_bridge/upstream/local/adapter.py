@@ -140,6 +140,8 @@ class LocalConnection:
         if delay > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
+        else:
+            await asyncio.sleep(0)  # more is due at once: let other sessions run first
 
 
 class LocalUpstream:

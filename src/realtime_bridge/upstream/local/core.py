@@ -60,6 +60,10 @@ class Outgoing:
     due: float
 
 
+#: Response steps run per ``poll`` at most, so one call never holds the event loop for long.
+STEPS_PER_POLL = 1
+
+
 class RealtimeCore:
     """One Realtime session: session config, input buffer + VAD, conversation and responses."""
 
@@ -102,7 +106,7 @@ class RealtimeCore:
         """Handle one client event; any error becomes an ``error`` event and the session goes on."""
         self.start(now)
         self._now = now
-        self._flush(now)
+        self._flush(now, STEPS_PER_POLL)
         client_event_id: str | None = None
         try:
             try:
@@ -122,9 +126,12 @@ class RealtimeCore:
             self._emit(error(exc.code, exc.message, exc.param, client_event_id))
 
     def poll(self, now: float) -> list[Outgoing]:
-        """Every event due by ``now``, oldest first; each is returned once."""
+        """Events due by ``now``, oldest first; each is returned once. At most
+        :data:`STEPS_PER_POLL` response steps run per call (each synthesises up to 100 ms of
+        audio): when more are due (``pace`` 0, or a late timer), ``next_deadline`` is already
+        past and the caller polls again after letting other work run."""
         self._now = max(self._now, now)
-        self._flush(now)
+        self._flush(now, STEPS_PER_POLL)
         ready, self._ready = self._ready, []
         return ready
 
@@ -139,12 +146,15 @@ class RealtimeCore:
 
     def _emit(self, ev: dict[str, Any], due: float | None = None) -> None:
         if due is None:
-            self._flush(self._now)
+            self._flush(self._now, STEPS_PER_POLL)
         self._ready.append(Outgoing(orjson.dumps(ev).decode(), self._now if due is None else due))
 
-    def _flush(self, now: float) -> None:
-        """Run every response step due by ``now``, in time order across responses."""
-        while True:
+    def _flush(self, now: float, limit: int | None = None) -> None:
+        """Run the response steps due by ``now`` (all, or at most ``limit``), in time order
+        across responses."""
+        while limit is None or limit > 0:
+            if limit is not None:
+                limit -= 1
             candidates = [
                 (due, i)
                 for i, run in enumerate(self._runs)
@@ -512,7 +522,7 @@ class RealtimeCore:
             on_done=self._rate_limits,
         )
         self._runs.append(run)
-        self._flush(self._now)
+        self._flush(self._now, STEPS_PER_POLL)  # its first events now, the rest as polled
 
     def _rate_limits(self, used: dict[str, Any]) -> list[dict[str, Any]]:
         self.tokens_used += int(used["total_tokens"])

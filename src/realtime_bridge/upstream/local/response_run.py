@@ -115,20 +115,21 @@ class ResponseRun:
         self._item.update(type="message", status="in_progress", role="assistant", content=[])
         self._steps.append(_Step(start, self._begin))
         if self._audio:
-            samples = synth.synthesize(
+            # Synthesised a chunk at a time as each falls due, never the whole reply at once:
+            # the event loop is never held for more than a syllable or two.
+            stream = synth.SynthStream(
                 text, self.spec.fmt.rate, voice=self.spec.voice, speed=self.spec.speed
             )
-            audio = encode(self.spec.fmt, samples)
-            chunk = offset_for_ms(self.spec.fmt, CHUNK_MS)
-            chunks = [audio[i : i + chunk] for i in range(0, len(audio), chunk)]
+            chunk = offset_for_ms(self.spec.fmt, CHUNK_MS) // self.spec.fmt.bytes_per_sample
+            count = max(1, -(-stream.total // chunk))
             words = re.findall(r"\S+\s*", text)
-            for index, data in enumerate(chunks):
+            for index in range(count):
                 # the transcript runs slightly ahead of the audio, as the API's does
-                upto = min(len(words), -(-(index + 1) * len(words) // len(chunks)) + 1)
+                upto = min(len(words), -(-(index + 1) * len(words) // count) + 1)
                 self._steps.append(
                     _Step(
                         self._at(start, index * CHUNK_MS / 1000),
-                        self._audio_step(data, words, upto),
+                        self._audio_step(stream, chunk, words, upto),
                     )
                 )
         else:
@@ -234,8 +235,11 @@ class ResponseRun:
 
         return run
 
-    def _audio_step(self, data: bytes, words: list[str], upto: int) -> Callable[[], Events]:
+    def _audio_step(
+        self, stream: synth.SynthStream, samples: int, words: list[str], upto: int
+    ) -> Callable[[], Events]:
         def run() -> Events:
+            data = encode(self.spec.fmt, stream.take(samples))
             events = []
             transcript = "".join(words[:upto])
             if len(transcript) > len(self._sent_text):

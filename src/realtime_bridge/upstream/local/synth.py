@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.random  # imported now, not on the first reply (that took 7 ms)
 
 from .audio_io import FloatArray
 
@@ -65,25 +66,54 @@ def duration_ms(text: str, speed: float = 1.0) -> float:
 
 
 def synthesize(text: str, rate: int, *, voice: str = "alloy", speed: float = 1.0) -> FloatArray:
-    """Samples in [-1, 1) at ``rate`` for ``text``."""
-    seed = zlib.crc32(f"{voice}\x00{text}".encode())
-    rng = np.random.default_rng(seed)
-    base_f0 = 95.0 + (zlib.crc32(voice.encode()) % 120)
-    segments = plan(text, speed)
-    voiced = sum(1 for seg in segments if seg.vowel)
-    pieces: list[FloatArray] = []
-    index = 0
-    for seg in segments:
-        n = max(1, round(seg.ms * rate / 1000.0))
+    """Samples in [-1, 1) at ``rate`` for ``text``, all at once."""
+    stream = SynthStream(text, rate, voice=voice, speed=speed)
+    return stream.take(stream.total)
+
+
+class SynthStream:
+    """The samples of ``text``, made a syllable at a time as they are taken.
+
+    A whole reply takes tens of milliseconds to synthesise; made lazily, each ``take`` of a
+    100 ms chunk costs at most a syllable or two (well under a millisecond), so the local
+    upstream never holds the event loop. The samples are the same as :func:`synthesize`'s.
+    """
+
+    def __init__(self, text: str, rate: int, *, voice: str = "alloy", speed: float = 1.0) -> None:
+        self._rate = rate
+        self._rng = np.random.default_rng(zlib.crc32(f"{voice}\x00{text}".encode()))
+        self._base_f0 = 95.0 + (zlib.crc32(voice.encode()) % 120)
+        self._segments = plan(text, speed)
+        self._lengths = [max(1, round(seg.ms * rate / 1000.0)) for seg in self._segments]
+        self._voiced = sum(1 for seg in self._segments if seg.vowel)
+        self._next = 0  # the next segment to synthesise
+        self._index = 0  # voiced segments synthesised so far
+        self._buffer: FloatArray = np.zeros(0, np.float32)
+        #: Samples in the whole text.
+        self.total = sum(self._lengths)
+
+    def take(self, n: int) -> FloatArray:
+        """The next ``n`` samples (fewer at the end)."""
+        pieces = [self._buffer]
+        have = self._buffer.size
+        while have < n and self._next < len(self._segments):
+            piece = self._segment(self._segments[self._next], self._lengths[self._next])
+            self._next += 1
+            pieces.append(piece)
+            have += piece.size
+        joined = np.concatenate(pieces) if len(pieces) > 1 else self._buffer
+        out, self._buffer = joined[:n], joined[n:]
+        return out.astype(np.float32, copy=False)
+
+    def _segment(self, seg: Segment, n: int) -> FloatArray:
+        rng = self._rng
         if seg.vowel is None:
-            pieces.append((rng.standard_normal(n) * 3e-4).astype(np.float32))
-            continue
-        declination = 1.0 - 0.15 * index / max(1, voiced)
-        f0_start = base_f0 * declination * (1.0 + 0.12 * rng.uniform(-1, 1))
+            return (rng.standard_normal(n) * 3e-4).astype(np.float32)
+        declination = 1.0 - 0.15 * self._index / max(1, self._voiced)
+        f0_start = self._base_f0 * declination * (1.0 + 0.12 * rng.uniform(-1, 1))
         f0_end = f0_start * (1.0 + 0.15 * rng.uniform(-1, 1))
-        pieces.append(_syllable(n, rate, f0_start, f0_end, seg.vowel, rng))
-        index += 1
-    return np.concatenate(pieces).astype(np.float32)
+        self._index += 1
+        return _syllable(n, self._rate, f0_start, f0_end, seg.vowel, rng)
 
 
 def _syllable(
@@ -100,7 +130,15 @@ def _syllable(
     for formant, bandwidth in zip(formants, BANDWIDTHS, strict=True):
         weights += 1.0 / (1.0 + ((freqs - formant) / bandwidth) ** 2)
     weights /= harmonics  # spectral tilt of a glottal source
-    voiced = (weights[:, None] * np.sin(np.outer(harmonics, phase))).sum(axis=0)
+    # sum_k w_k sin(k phase) = Im(sum_k w_k z^k), z = e^(i phase): one complex multiplication
+    # per harmonic instead of a sine per harmonic and sample.
+    z = np.exp(1j * phase)
+    power = np.ones(n, dtype=np.complex128)
+    total = np.zeros(n, dtype=np.complex128)
+    for weight in weights:
+        power *= z
+        total += weight * power
+    voiced = total.imag
     # consonant: a short high-passed noise burst at the onset
     burst_n = min(n // 4, round(0.025 * rate))
     noise = np.zeros(n)
