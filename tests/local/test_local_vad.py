@@ -193,3 +193,33 @@ def test_speech_during_a_response_interrupts_it(h: Any, interrupt: bool) -> None
     else:
         assert "response.done" not in types
         assert d.run_until_idle()[-2]["response"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("typed_while_speaking", [False, True])
+def test_a_turn_that_ends_while_a_reply_is_typed_is_answered_next(
+    h: Any, typed_while_speaking: bool
+) -> None:
+    """The spoken turn's answer follows the text response that was streaming, as the API's."""
+    d = h.CoreDriver(pace=1.0)
+    d.update(
+        output_modalities=["text"],
+        instructions="Reply with: " + "a typed answer that streams for a while " * 8,
+        audio=h.turn_detection(interrupt_response=False),
+    )
+    speech = h.pcm16(h.speech("what about my spoken question"))
+    if typed_while_speaking:
+        d.append(speech, chunk=960)  # speaking...
+        d.send({"type": "response.create"})  # ...while a typed message is answered
+    else:
+        d.send({"type": "response.create"})
+        d.append(speech, chunk=960)
+    events = d.append(h.pcm16(h.silence(800)), chunk=960)  # the VAD ends the turn meanwhile
+    assert "input_audio_buffer.committed" in h.types_of(events)
+    events += d.run_until_idle()
+    done = [e["response"] for e in d.log if e["type"] == "response.done"]
+    assert [r["status"] for r in done] == ["completed", "completed"]
+    created = [e for e in d.log if e["type"] == "response.created"]
+    assert len(created) == 2
+    types = h.types_of(d.log)
+    first_done = types.index("response.done")
+    assert types.index("response.created", first_done) > first_done  # the next one follows

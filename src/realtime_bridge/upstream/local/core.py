@@ -88,6 +88,8 @@ class RealtimeCore:
         self._configure_vad()
         self._speech_item_id: str | None = None
         self._runs: list[ResponseRun] = []
+        #: A VAD turn ended while a response was running: its answer follows that one.
+        self._response_queued = False
         self._ready: list[Outgoing] = []
         self._now = 0.0
         self._started = False
@@ -169,6 +171,13 @@ class RealtimeCore:
                 for ev in events:
                     self._ready.append(Outgoing(orjson.dumps(ev).decode(), due))
         self._runs = [run for run in self._runs if not run.finished]
+        self._start_queued_response()
+
+    def _start_queued_response(self) -> None:
+        """Start the response a VAD turn asked for, once no other one is running."""
+        if self._response_queued and self._active_default_run() is None:
+            self._response_queued = False
+            self._start_response({})
 
     def _input_format(self) -> AudioFormat:
         return format_from_json(self.session["audio"]["input"]["format"])
@@ -260,8 +269,11 @@ class RealtimeCore:
             )
         )
         self._commit_user_audio(item_id, self.buffer.take_until(vad_event.ms))
-        if td.get("create_response", True) and self._active_default_run() is None:
-            self._start_response({})
+        if td.get("create_response", True):
+            # A response still running (typed text, or not interrupted): this turn's answer
+            # follows it, as the API's does.
+            self._response_queued = True
+            self._start_queued_response()
 
     def _on_input_audio_buffer_commit(self, ev: dict[str, Any]) -> None:
         duration = self.buffer.duration_ms
@@ -468,6 +480,7 @@ class RealtimeCore:
         for ev in run.cancel(reason):
             self._ready.append(Outgoing(orjson.dumps(ev).decode(), self._now))
         self._runs = [r for r in self._runs if not r.finished]
+        self._start_queued_response()
 
     def _context(self, overrides: dict[str, Any]) -> list[StoredItem]:
         if "input" not in overrides:
