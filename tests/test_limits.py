@@ -175,7 +175,7 @@ async def test_max_duration_ends_even_an_active_session(
 # Admin endpoints
 
 
-async def test_admin_endpoints_are_404_without_the_variable(
+async def test_admin_endpoints_are_404_without_the_variable_and_say_how_to_enable(
     openai_env: dict[str, str], fake_upstream: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
     async with running_bridge(**openai_env) as server, http.ws_connect(ws_url(server)) as ws:
@@ -187,7 +187,8 @@ async def test_admin_endpoints_are_404_without_the_variable(
                 async with http.request(method, base + path, headers=headers) as response:
                     assert response.status == 404
                     body = await response.json()
-                    assert body["error"]["code"] == "not_found"
+                    assert body["error"]["code"] == "admin_disabled"
+                    assert "BRIDGE_ADMIN_TOKEN" in body["error"]["message"]
                     assert set(body["error"]) == {"code", "message"}
         assert len(server.registry) == 1
 

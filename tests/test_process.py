@@ -222,3 +222,20 @@ async def test_simulator_command_serves_the_local_api(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_ready_line_is_said_once(tmp_path: Path) -> None:
+    """A terminal shows stdout and stderr together: the ready line appears once in all."""
+    port = closed_port()
+    process = await start(tmp_path, "--ws-port", str(port), "--http-port", str(port))
+    try:
+        await ready_line(process)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 15)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    both = stdout.decode() + stderr.decode()
+    assert both.count("realtime-bridge listening") == 0  # the first one was read above
+    assert "demo page: http://127.0.0.1:" in stderr.decode()

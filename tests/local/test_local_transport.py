@@ -148,3 +148,22 @@ async def test_serve_simulator_reports_its_url() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_simulator_http_errors_are_json_in_the_apis_shape() -> None:
+    from realtime_bridge.upstream.local.server import running_simulator
+
+    async with running_simulator() as port, aiohttp.ClientSession() as http:
+        base = f"http://127.0.0.1:{port}"
+        for method, path, status in (
+            ("GET", "/v1/realtime", 400),  # not an upgrade
+            ("GET", "/nope", 404),
+            ("POST", "/v1/realtime", 405),
+        ):
+            async with http.request(method, base + path) as response:
+                assert response.status == status
+                assert response.content_type == "application/json"
+                error = (await response.json())["error"]
+                assert set(error) == {"message", "type", "param", "code"}
+                assert error["type"] == "invalid_request_error"
+                assert error["message"]

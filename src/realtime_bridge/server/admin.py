@@ -4,8 +4,10 @@
 - ``DELETE /sessions/{id}`` → ends that session with the error event ``session_expired`` and
   close 1000 (through the session's own ``request_end``); ``200 {"id", "status": "ending"}``.
 
-Without the variable the endpoints answer 404 (they do not exist); with it, a request without
-the right ``Authorization: Bearer <token>`` answers 401. The token is compared in constant time.
+Without the variable the endpoints answer 404 ``admin_disabled`` with a message that says how
+to enable them: they do not exist on this server, so 404 stays true (and a scanner learns
+nothing it could use), while a newcomer learns what to set. With it, a request without the
+right ``Authorization: Bearer <token>`` answers 401. The token is compared in constant time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ def _refusal(request: web.Request) -> web.Response | None:
     """None when the request carries the admin token; else the 404/401 to answer with."""
     expected = request.app[STATE_KEY].settings.bridge_admin_token
     if expected is None or not expected.get_secret_value():
-        return error_response(404, "not_found", f"No such endpoint: {request.path}")
+        return error_response(
+            404,
+            "admin_disabled",
+            "Session admin is off on this bridge: set BRIDGE_ADMIN_TOKEN to enable "
+            "GET /sessions and DELETE /sessions/{id}, then send 'Authorization: Bearer <token>'.",
+        )
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     presented = token.strip().encode() if scheme.lower() == "bearer" else b""
     if not hmac.compare_digest(presented, expected.get_secret_value().encode()):

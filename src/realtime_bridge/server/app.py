@@ -184,9 +184,15 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     except BaseException:
         await server.shutdown()
         raise
+    # The ready line goes to stdout once (SPEC §2); the log says what else a newcomer needs,
+    # without repeating it in a terminal where both streams show.
     print(server.ready_line, file=out, flush=True)
-    log.info(server.ready_line)
-    log.info("demo page: %s/  (health: %s/health)", server.state.http_url, server.state.http_url)
+    log.info(
+        "demo page: %s/  (health: %s/health, upstream %s)",
+        server.state.http_url,
+        server.state.http_url,
+        server.upstream.kind,
+    )
     await stop.wait()
     log.info("shutdown requested")
     took = await server.shutdown()

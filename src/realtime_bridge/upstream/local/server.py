@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import orjson
@@ -43,9 +43,37 @@ class _State:
 _STATE = web.AppKey("local_simulator_state", _State)
 
 
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """HTTP errors in the API's own shape, ``{"error": {"message", "type", "param", "code"}}``,
+    not aiohttp's plain text: clients that parse the API's errors parse the simulator's."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        codes = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+        message = {
+            404: f"Invalid URL ({request.method} {request.path})",
+            405: f"Method {request.method} is not allowed on {request.path}",
+        }.get(exc.status, exc.text or exc.reason)
+        body = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": codes.get(exc.status, "invalid_request"),
+            }
+        }
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.json_response(body, status=exc.status, headers=headers)
+
+
 def create_app(pace: float = 1.0) -> web.Application:
     """The aiohttp application: the WebSocket at ``/v1/realtime`` and ``/``."""
-    app = web.Application()
+    app = web.Application(middlewares=[_json_errors])
     app[_STATE] = _State(pace)
     app.router.add_get("/v1/realtime", _handle)
     app.router.add_get("/", _handle)
