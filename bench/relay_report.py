@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -140,8 +142,14 @@ def _check(ok: bool | None) -> str:
     return "—" if ok is None else ("yes" if ok else "**no**")
 
 
+def portable(command: str) -> str:
+    """A command as a reader of the project runs it: paths relative to the repository, never
+    those of the machine it was measured on."""
+    return re.sub(r"(?<=\s)/\S*?/(\.venv/bin/python\S*)", r"\1", command)
+
+
 def target_rows(agg: Agg) -> list[list[str]]:
-    """The bridge against the targets of issues 3 and 8 (only when the bridge ran)."""
+    """The bridge against its performance targets (only when the bridge ran)."""
     b = {n: agg.get(("bridge", "paced", n)) for n in sessions_of(agg)}
     if not any(v and v["ok_runs"] for v in b.values()):
         return []
@@ -163,7 +171,7 @@ def target_rows(agg: Agg) -> list[list[str]]:
         rows.append([f"N={n}: no message lost", f"{lost}", _check(lost == 0)])
         rows.append(
             [
-                f"N={n}: CPU per message ≤ 1.0× Node (issue 8; issue 3: ≤ 1.2×)",
+                f"N={n}: CPU per message ≤ 1.0× the Node relay's",
                 _f(ratio, "{:.2f}×"),
                 _check(None if ratio is None else ratio <= 1.0),
             ]
@@ -172,7 +180,7 @@ def target_rows(agg: Agg) -> list[list[str]]:
         if limit is not None:
             rows.append(
                 [
-                    f"N={n}: added p50 ≤ {limit} ms (issue 8)",
+                    f"N={n}: added p50 ≤ {limit} ms",
                     _f(added, "{:+.2f} ms"),
                     _check(None if added is None else added <= limit),
                 ]
@@ -383,7 +391,7 @@ def _sections(agg: Agg, meta: dict[str, Any]) -> list[tuple[str, list[str], list
     targets = target_rows(agg)
     if targets:
         out.append(
-            ("Bridge against the targets (issues 3 and 8)", ["target", "measured", "met"], targets)
+            ("Bridge against its targets", ["target", "measured", "met"], targets)
         )
     return out
 
@@ -420,7 +428,7 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         "",
         f"- {m['nproc']} cores (`nproc`), {m['cpu']}, {m['memory']} RAM, {m['kernel']}",
         f"- Python {m['python']} ({m['python_libs']}), Node {m['node']} (ws {m['ws']})",
-        f"- date: {m['date']}; command: `{meta['command']}`; wall time {meta['elapsed_s']} s",
+        f"- date: {m['date']}; command: `{portable(meta['command'])}`; wall time {meta['elapsed_s']} s",
         "",
         "## What is measured",
         "",
@@ -491,6 +499,8 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         ".venv/bin/python bench/relay.py --configs direct,node,bridge --sessions 100 --repeats 5",
         ".venv/bin/python bench/relay.py --bridge-metrics both   # metrics-off row and metrics-ab",
         ".venv/bin/python bench/relay_chain.py      # the bridge's own work per frame, no sockets",
+        ".venv/bin/python bench/turns.py            # silence fill (docs/benchmarks-sessions.md)",
+        ".venv/bin/python bench/local_lag.py        # the local upstream and the event loop",
         "```",
         "",
         "Needs Node ≥ 18 with npm (the script installs `ws` into `bench/peers/node_modules`) and"
