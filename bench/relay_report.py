@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -390,9 +389,7 @@ def _sections(agg: Agg, meta: dict[str, Any]) -> list[tuple[str, list[str], list
         out.append(("Metrics cost, measured side by side (metrics-ab)", AB_HEAD, ab))
     targets = target_rows(agg)
     if targets:
-        out.append(
-            ("Bridge against its targets", ["target", "measured", "met"], targets)
-        )
+        out.append(("Bridge against its targets", ["target", "measured", "met"], targets))
     return out
 
 
@@ -428,7 +425,8 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         "",
         f"- {m['nproc']} cores (`nproc`), {m['cpu']}, {m['memory']} RAM, {m['kernel']}",
         f"- Python {m['python']} ({m['python_libs']}), Node {m['node']} (ws {m['ws']})",
-        f"- date: {m['date']}; command: `{portable(meta['command'])}`; wall time {meta['elapsed_s']} s",
+        f"- date: {m['date']}; command: `{portable(meta['command'])}`;"
+        f" wall time {meta['elapsed_s']} s",
         "",
         "## What is measured",
         "",
