@@ -20,6 +20,7 @@ from realtime_bridge import __version__
 from realtime_bridge.config import Settings, load_settings, read_dotenv
 from realtime_bridge.errors import ConfigError
 from realtime_bridge.observability import get_logger, setup_logging
+from realtime_bridge.policy.rules import load_policy
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
@@ -60,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser.add_argument(option, dest=variable, metavar=variable, help=f"{text} [{variable}]")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("serve", help="run the bridge (the default)")
+    token_id = commands.add_parser(
+        "token-id",
+        help="print a client token's non-secret id (as BRIDGE_POLICY_FILE and /sessions name it)",
+    )
+    token_id.add_argument("token", help="one of the BRIDGE_API_KEYS")
     simulator = commands.add_parser(
         "simulator", help="serve the local upstream alone at ws://HOST:PORT/v1/realtime"
     )
@@ -82,8 +88,14 @@ def load_from_cli(args: argparse.Namespace, environ: dict[str, str] | None = Non
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "token-id":
+        from realtime_bridge.server.admission import token_fingerprint
+
+        print(token_fingerprint(args.token))
+        return EXIT_OK
     try:
         settings = load_from_cli(args)
+        load_policy(settings.bridge_policy_file)  # a bad policy file stops start-up too
     except ConfigError as exc:
         print(f"realtime-bridge: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -32,7 +32,13 @@ UpstreamKind = Literal["openai", "azure", "local"]
 
 #: Variables whose values are secrets: never echoed in messages, logs or ``/info``.
 SECRET_VARIABLES = frozenset(
-    {"OPENAI_API_KEY", "AZURE_OPENAI_API_KEY", "BRIDGE_API_KEYS", "BRIDGE_ADMIN_TOKEN"}
+    {
+        "OPENAI_API_KEY",
+        "AZURE_OPENAI_API_KEY",
+        "BRIDGE_API_KEYS",
+        "BRIDGE_ADMIN_TOKEN",
+        "BRIDGE_SECRET_KEY",
+    }
 )
 
 
@@ -68,6 +74,11 @@ class Settings(BaseModel):
     shutdown_grace_s: float = Field(10.0, alias="SHUTDOWN_GRACE_S", ge=0)
     local_audio_pace: float = Field(1.0, alias="LOCAL_AUDIO_PACE", ge=0)
     metrics_enabled: bool = Field(True, alias="METRICS_ENABLED")
+    bridge_policy_file: Path | None = Field(None, alias="BRIDGE_POLICY_FILE")
+    bridge_secret_key: SecretStr | None = Field(None, alias="BRIDGE_SECRET_KEY")
+    client_secret_ttl_s: int = Field(600, alias="CLIENT_SECRET_TTL_S", ge=1)
+    client_secret_max_ttl_s: int = Field(7200, alias="CLIENT_SECRET_MAX_TTL_S", ge=1)
+    demo_secrets: bool = Field(False, alias="DEMO_SECRETS")
     silence_fill: Literal["auto", "off"] = Field("auto", alias="SILENCE_FILL")
     silence_fill_gap_ms: float = Field(200.0, alias="SILENCE_FILL_GAP_MS", ge=20, le=5000)
     commit_response_window_ms: float = Field(
@@ -103,6 +114,19 @@ class Settings(BaseModel):
         if parts.scheme not in ("https", "http", "wss", "ws") or not parts.netloc:
             raise ValueError("must be an https:// URL such as https://<resource>.openai.azure.com")
         return value.rstrip("/")
+
+    @field_validator("bridge_secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_ttls(self) -> Settings:
+        if self.client_secret_ttl_s > self.client_secret_max_ttl_s:
+            raise _VariableError("CLIENT_SECRET_TTL_S", "must not exceed CLIENT_SECRET_MAX_TTL_S")
+        return self
 
     @model_validator(mode="after")
     def _upstream_is_configured(self) -> Settings:
@@ -148,6 +172,7 @@ class Settings(BaseModel):
             self.openai_api_key,
             self.azure_openai_api_key,
             self.bridge_admin_token,
+            self.bridge_secret_key,
             *self.bridge_api_keys,
         ]
         return tuple(

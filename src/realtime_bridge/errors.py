@@ -41,6 +41,11 @@ class ErrorCode(StrEnum):
     UPSTREAM_CLOSED = "upstream_closed"
     SERVER_SHUTTING_DOWN = "server_shutting_down"
     INTERNAL_ERROR = "internal_error"
+    SESSION_FIELD_LOCKED = "session_field_locked"
+    MODEL_NOT_ALLOWED = "model_not_allowed"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_SESSIONS = "too_many_sessions"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,11 @@ ERROR_POLICY: dict[ErrorCode, ErrorPolicy] = {
     ErrorCode.UPSTREAM_CLOSED: ErrorPolicy(CloseCode.BAD_GATEWAY, 502),
     ErrorCode.SERVER_SHUTTING_DOWN: ErrorPolicy(CloseCode.GOING_AWAY, 503),
     ErrorCode.INTERNAL_ERROR: ErrorPolicy(CloseCode.INTERNAL_ERROR, 500),
+    ErrorCode.SESSION_FIELD_LOCKED: ErrorPolicy(None, 400),
+    ErrorCode.MODEL_NOT_ALLOWED: ErrorPolicy(CloseCode.POLICY_VIOLATION, 403),
+    ErrorCode.RATE_LIMITED: ErrorPolicy(CloseCode.TRY_AGAIN_LATER, 429),
+    ErrorCode.TOO_MANY_SESSIONS: ErrorPolicy(CloseCode.TRY_AGAIN_LATER, 429),
+    ErrorCode.QUOTA_EXCEEDED: ErrorPolicy(CloseCode.POLICY_VIOLATION, 429),
 }
 
 

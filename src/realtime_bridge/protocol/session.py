@@ -24,6 +24,7 @@ import orjson
 from realtime_bridge.audio.convert import Converter, audio_b64_size, decode_audio_b64
 from realtime_bridge.audio.formats import AudioFormat, parse_ga_format
 from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.policy.locks import SessionLock, deep_merge
 from realtime_bridge.protocol.audio_events import (
     APPEND,
     AUDIO_DELTA,
@@ -84,6 +85,7 @@ class Routed:
     event_type: str | None = None
     error: ClientError | None = None  # the error the bridge answered the frame with, if any
     dropped_fields: tuple[str, ...] = ()  # beta fields GA has no place for (debug-logged)
+    tokens_used: int = 0  # a response.done's total_tokens (budgets are charged from it)
 
 
 class SessionProtocol:
@@ -94,7 +96,11 @@ class SessionProtocol:
     """
 
     def __init__(
-        self, options: HandshakeOptions | None = None, *, turns: TurnSettings | None = None
+        self,
+        options: HandshakeOptions | None = None,
+        *,
+        turns: TurnSettings | None = None,
+        lock: SessionLock | None = None,
     ) -> None:
         options = options or HandshakeOptions()
         self.binary_audio = options.binary_audio
@@ -104,8 +110,13 @@ class SessionProtocol:
         self.audio_ms_in = 0.0
         self.audio_ms_out = 0.0
         self.usage: dict[str, int] = {}
+        self._tokens_used = 0
         self.turns = TurnKeeper(turns)
+        #: Fields the operator set (policy, client secret): told upstream first, then locked.
+        self.lock = lock
         fields = options.upstream_session_fields()
+        if lock is not None and lock.upstream_fields():
+            fields = deep_merge(fields or {}, lock.upstream_fields())
         #: Formats declared at the upgrade, told to the upstream before the client's events.
         self.startup = SessionStartup(fields, self.turns.new_event_id()) if fields else None
         self._set_input(options.input_format)
@@ -287,10 +298,15 @@ class SessionProtocol:
         """A client event in GA shape: audio, format and turn rules, then the frame to forward."""
         if event_type == APPEND:
             return self._append(text, event, changed, now)
+        refused: list[str] = []
         if event_type == SESSION_UPDATE:
-            changed = self._session_update(event) or changed
+            if self.lock is not None:
+                refused = self.lock.session_update(event)
+            changed = self._session_update(event) or bool(refused) or changed
         elif event_type == RESPONSE_CREATE:
-            changed = self._response_output_format(event) or changed
+            if self.lock is not None:
+                refused = self.lock.response_create(event)
+            changed = self._response_output_format(event) or bool(refused) or changed
             self.turns.client_response_create()
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
             event_id = event.get("event_id")
@@ -309,6 +325,8 @@ class SessionProtocol:
             if answered.swallow:  # the VAD already took this turn: the bridge answers
                 return Routed(to_client=self._bridge_events(answered), event_type=COMMIT)
         frame = dumps(event) if changed else text
+        if refused:
+            return self._refused_fields(frame, event, event_type, refused)
         if event_type == COMMIT:
             # The resampler holds back a few tens of ms: the turn's end must reach the upstream.
             tail = self._in.flush()
@@ -318,6 +336,26 @@ class SessionProtocol:
             self._in.flush()
             self.turns.client_clear()
         return Routed(to_upstream=(frame,), event_type=event_type)
+
+    def _refused_fields(
+        self, frame: str, event: dict[str, Any], event_type: str, refused: list[str]
+    ) -> Routed:
+        """The event goes on without the locked fields; the client is told which."""
+        event_id = event.get("event_id")
+        error = ClientError(
+            ErrorCode.SESSION_FIELD_LOCKED,
+            f"Set by the operator for this session, so not changed: {', '.join(refused)}. "
+            "The rest of the event was applied.",
+            param=refused[0],
+            event_id=event_id if isinstance(event_id, str) else None,
+        )
+        self.error_codes[error.code.value] += 1
+        return Routed(
+            to_upstream=(frame,),
+            to_client=(error_event_text(error),),
+            event_type=event_type,
+            error=error,
+        )
 
     def _append(self, text: str, event: dict[str, Any], changed: bool, now: float) -> Routed:
         event_id = event.get("event_id")
@@ -410,6 +448,7 @@ class SessionProtocol:
         if event_type in SESSION_EVENTS or event_type in TURN_EVENTS:
             assert event_type is not None
             hide, to_upstream, bridge_events = self._follow(event_type, event, now)
+        self._tokens_used = 0
         frames, changed = ([], False) if hide else self._upstream_event(event, event_type)
         if not self.beta:
             out: tuple[Frame, ...] = tuple(
@@ -425,7 +464,12 @@ class SessionProtocol:
                     original = translated is event and not changed
                     beta_frames.append(text if original else dumps(translated))
             out = tuple(beta_frames)
-        return Routed(to_upstream=to_upstream, to_client=out + bridge_events, event_type=event_type)
+        return Routed(
+            to_upstream=to_upstream,
+            to_client=out + bridge_events,
+            event_type=event_type,
+            tokens_used=self._tokens_used,
+        )
 
     def _follow(
         self, event_type: str, event: dict[str, Any], now: float
@@ -484,7 +528,7 @@ class SessionProtocol:
             )
             return [event], changed
         if event_type == RESPONSE_DONE:
-            add_usage(self.usage, event)
+            self._tokens_used = add_usage(self.usage, event)
         return [event], False
 
     def _audio_delta(self, event: dict[str, Any]) -> list[dict[str, Any] | bytes]:

@@ -11,13 +11,14 @@ _USAGE_DETAILS = (
 )
 
 
-def add_usage(totals: dict[str, int], event: dict[str, Any]) -> None:
+def add_usage(totals: dict[str, int], event: dict[str, Any]) -> int:
     """Add a ``response.done`` event's usage to ``totals`` (flat names: ``input_tokens``,
-    ``input_audio_tokens``, …); events without usage add nothing."""
+    ``input_audio_tokens``, …); events without usage add nothing. Returns the event's
+    ``total_tokens`` (0 without usage)."""
     response = event.get("response")
     usage = response.get("usage") if isinstance(response, dict) else None
     if not isinstance(usage, dict):
-        return
+        return 0
     for name in _USAGE_FIELDS:
         value = usage.get(name)
         if isinstance(value, int):
@@ -32,6 +33,8 @@ def add_usage(totals: dict[str, int], event: dict[str, Any]) -> None:
             if isinstance(value, int):
                 key = f"{prefix}_{name}"
                 totals[key] = totals.get(key, 0) + value
+    total = usage.get("total_tokens")
+    return total if isinstance(total, int) else 0
 
 
 __all__ = ["add_usage"]

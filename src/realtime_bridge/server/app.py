@@ -16,6 +16,8 @@ from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.metrics import BridgeMetrics
 from realtime_bridge.observability import get_logger
+from realtime_bridge.policy.rules import load_policy
+from realtime_bridge.server.access import AccessControl
 from realtime_bridge.server.admin import add_admin_routes
 from realtime_bridge.server.admission import install_log_filters
 from realtime_bridge.server.endpoint import SessionEndpoint, quiet_picows_logs
@@ -29,7 +31,10 @@ from realtime_bridge.server.http import (
 )
 from realtime_bridge.server.listeners import listen_sessions, listen_shared
 from realtime_bridge.server.page import add_page_routes
+from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
+from realtime_bridge.store.base import Store
+from realtime_bridge.store.memory import MemoryStore
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
 
@@ -66,6 +71,7 @@ def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
     add_http_routes(app)
     add_page_routes(app)
     add_admin_routes(app)
+    add_secret_routes(app)
     if shared:
         app.router.add_get("/v1/realtime", upgrade_required)
     return app
@@ -74,15 +80,21 @@ def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
 class BridgeServer:
     """The whole server: start it, serve until told to stop, shut down gracefully."""
 
-    def __init__(self, settings: Settings, upstream: Upstream | None = None) -> None:
+    def __init__(
+        self, settings: Settings, upstream: Upstream | None = None, store: Store | None = None
+    ) -> None:
         self.settings = settings
         self.upstream = upstream or create_upstream(settings)
         self.registry = SessionRegistry(settings.max_sessions)
+        self.access = AccessControl(
+            settings, load_policy(settings.bridge_policy_file), store or MemoryStore()
+        )
         self.state = ServerState(
             settings=settings,
             registry=self.registry,
             upstream=self.upstream,
             metrics=BridgeMetrics() if settings.metrics_enabled else None,
+            access=self.access,
         )
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []

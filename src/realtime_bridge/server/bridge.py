@@ -94,6 +94,7 @@ class BridgeSession:
         protocol: SessionProtocol | None = None,
         time_frames: bool = True,
         on_connected: Callable[[float], None] | None = None,
+        charge: Callable[[int, float], bool] | None = None,
     ) -> None:
         self.record = record
         self._client = client
@@ -119,6 +120,8 @@ class BridgeSession:
             else counters.upstream_to_client.counted
         )
         self._on_connected = on_connected
+        #: Charges a response's tokens to the client's daily budget; False once it is spent.
+        self._charge = charge
         record.rules = self._protocol
         self._ended: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
@@ -312,12 +315,23 @@ class BridgeSession:
             self._send_client(routed.to_client)
             if routed.to_upstream:
                 self._send_upstream(routed.to_upstream)
+            if routed.tokens_used and self._charge is not None:
+                self._spend(routed.tokens_used)
             self._after_bridge_step()
         except UpstreamError:
             pass  # the upstream is gone; its callback says how
         except Exception:
             self._internal_error("routing an upstream event")
         self._count_to_client(event_type, len(text), received_ns)
+
+    def _spend(self, tokens: int) -> None:
+        """After the response that spent it, a client out of budget is told and closed."""
+        assert self._charge is not None
+        if not self._charge(tokens, time.time()):
+            error = ClientError(
+                ErrorCode.QUOTA_EXCEEDED, "The daily token budget of this client is spent."
+            )
+            self._end(ending_for_error(error, "quota_exceeded"))
 
     # -- the bridge's own clock: silence fill, answers after a commit, start-up ---------------
 

@@ -14,6 +14,8 @@ import base64
 import binascii
 import json
 import logging
+import math
+import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,7 +30,8 @@ from realtime_bridge.protocol.handshake import HandshakeOptions
 from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.protocol.turns import TurnSettings
-from realtime_bridge.server.admission import admit, offered_subprotocols, own_origins
+from realtime_bridge.server.access import Grant
+from realtime_bridge.server.admission import offered_subprotocols, own_origins
 from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.http import ServerState, error_document
@@ -125,33 +128,25 @@ class SessionEndpoint:
         # SPEC §8: origin (403), then token (401) — before anything else, and in particular
         # before any upstream connection is opened. Load (draining, full) is not revealed to
         # strangers.
+        # Then the operator's policy (model, rate, concurrency, budget), all before any
+        # upstream connection is opened.
+        assert state.access is not None
         try:
-            admitted = admit(
+            grant = state.access.admit_upgrade(
                 headers=headers,
                 query=query,
-                api_keys=settings.bridge_api_keys,
-                allowed_origins=settings.allowed_origins,
-                own=own_origins(state.http_url, settings.host, headers.get("Host")),
+                own_origins=own_origins(state.http_url, settings.host, headers.get("Host")),
+                now=time.time(),
             )
         except ClientError as refused:
             log.info("client refused", extra={"code": refused.code.value})
-            return self._refuse(refused.code, refused.message)
-        if state.draining:
-            return self._refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
-        if state.registry.full:
-            return self._refuse(
-                ErrorCode.SESSION_LIMIT_REACHED,
-                f"The bridge is at its limit of {settings.max_sessions} concurrent sessions.",
-            )
-        try:
-            options = handshake_options(headers, query)
-        except ClientError as exc:
-            return refusal(exc.http_status, exc.code.value, exc.message)
-        except ValueError as exc:
-            return refusal(400, "bad_request", str(exc))
-        problem = upgrade_problem(headers)
-        if problem is not None:
-            return refusal(400, "bad_request", problem)
+            retry = getattr(refused, "retry_after_s", None)
+            return self._refuse(refused.code, refused.message, retry)
+        refused_now = self._after_admission(headers, query)
+        if isinstance(refused_now, WSUpgradeResponseWithListener):
+            grant.release()
+            return refused_now
+        options = refused_now
         # picows accepts only "Connection: upgrade"; browsers may send "keep-alive, Upgrade".
         headers["Connection"] = "upgrade"
 
@@ -159,13 +154,15 @@ class SessionEndpoint:
         record = SessionRecord(
             id=session_id,
             client="unknown",  # the address is known once connected
-            model=query.get("model") or settings.openai_model,
+            model=grant.model,
             upstream=state.upstream.kind,
+            credential=grant.credential,
+            budget_left=lambda: grant.budget_left(time.time()),
         )
         state.registry.add(record)  # reserves the slot now, so concurrent upgrades see it
         client = ClientConnection(settings.max_message_bytes)
         task = asyncio.get_running_loop().create_task(
-            self.run_session(record, client, options, admitted.token_id),
+            self.run_session(record, client, options, grant),
             name=f"session-{session_id}",
         )
         self._tasks.add(task)
@@ -179,15 +176,40 @@ class SessionEndpoint:
             WSUpgradeResponse.create_101_response(response_headers), client
         )
 
-    def _refuse(self, code: ErrorCode, message: str) -> WSUpgradeResponseWithListener:
+    def _after_admission(
+        self, headers: Mapping[str, str], query: Mapping[str, str]
+    ) -> HandshakeOptions | WSUpgradeResponseWithListener:
+        """Load (draining, full), then the request itself: the options, or the refusal."""
+        state = self._state
+        if state.draining:
+            return self._refuse(ErrorCode.SERVER_SHUTTING_DOWN, "The server is shutting down.")
+        if state.registry.full:
+            return self._refuse(
+                ErrorCode.SESSION_LIMIT_REACHED,
+                f"The bridge is at its limit of {state.settings.max_sessions} concurrent sessions.",
+            )
+        try:
+            options = handshake_options(headers, query)
+        except ClientError as exc:
+            return refusal(exc.http_status, exc.code.value, exc.message)
+        except ValueError as exc:
+            return refusal(400, "bad_request", str(exc))
+        problem = upgrade_problem(headers)
+        if problem is not None:
+            return refusal(400, "bad_request", problem)
+        return options
+
+    def _refuse(
+        self, code: ErrorCode, message: str, retry_after_s: float | None = None
+    ) -> WSUpgradeResponseWithListener:
         if self._state.metrics is not None:
             self._state.metrics.refused(code.value)
         error = ClientError(code, message)
-        headers = (
-            {"WWW-Authenticate": 'Bearer realm="realtime-bridge"'}
-            if code is ErrorCode.UNAUTHORIZED
-            else None
-        )
+        headers: dict[str, str] = {}
+        if code is ErrorCode.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = 'Bearer realm="realtime-bridge"'
+        if retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
         return refusal(error.http_status, code.value, message, headers)
 
     async def run_session(
@@ -195,7 +217,7 @@ class SessionEndpoint:
         record: SessionRecord,
         client: ClientConnection,
         options: HandshakeOptions,
-        token_id: str | None,
+        grant: Grant,
     ) -> None:
         """One session, from the 101 to the end line; the registry slot is freed at the end."""
         state = self._state
@@ -205,11 +227,12 @@ class SessionEndpoint:
             except TimeoutError:
                 return  # the upgrade never completed
             record.client = client.peer
-            await self._relay(record, client, options, token_id)
+            await self._relay(record, client, options, grant)
         except Exception:
             log.exception("unexpected error in session %s", record.id)
             client.abort()
         finally:
+            grant.release()
             state.registry.remove(record)
 
     async def _relay(
@@ -217,24 +240,29 @@ class SessionEndpoint:
         record: SessionRecord,
         client: ClientConnection,
         options: HandshakeOptions,
-        token_id: str | None,
+        grant: Grant,
     ) -> None:
         state = self._state
         settings = state.settings
         slog = session_logger(record.id)
-        rules = SessionProtocol(options, turns=turn_settings(settings, options))
+        rules = SessionProtocol(options, turns=turn_settings(settings, options), lock=grant.lock)
         if state.metrics is not None:
             state.metrics.session_started(record.id, SessionSource(record.counters, rules))
         start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
-        if token_id is not None:
-            start_fields["client_token"] = token_id
+        credential = grant.credential
+        if credential.get("kind") == "token":
+            start_fields["client_token"] = str(credential["id"])
+        elif credential.get("kind") == "client_secret":
+            start_fields["client_secret"] = str(credential["id"])
+            start_fields["client_token"] = str(credential.get("token_id"))
         slog.info("session start", extra=start_fields)
         session = BridgeSession(
             record=record,
             client=client,
             upstream=state.upstream,
             idle_timeout_s=settings.session_idle_timeout_s,
-            max_duration_s=settings.session_max_duration_s,
+            max_duration_s=grant.max_duration_s,
+            charge=grant.charge if grant.policy.tokens_per_day is not None else None,
             log=slog,
             protocol=rules,
             time_frames=state.metrics is not None,

@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from realtime_bridge import __version__
 from realtime_bridge.config import Settings
 from realtime_bridge.metrics import BridgeMetrics
+from realtime_bridge.server.access import AccessControl
 from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.upstream.base import Upstream
 
@@ -41,6 +42,7 @@ class ServerState:
     http_url: str = ""
     draining: bool = False
     metrics: BridgeMetrics | None = None
+    access: AccessControl | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -82,6 +84,11 @@ async def info(request: web.Request) -> web.Response:
         "listeners": {"ws": state.ws_url, "http": state.http_url},
         "audio_formats": list(AUDIO_FORMATS),
         "sessions": {"active": len(state.registry), "max": settings.max_sessions},
+        "auth": {
+            "client_token_required": bool(settings.bridge_api_keys),
+            "client_secrets": bool(settings.bridge_api_keys),
+            "demo_secrets": bool(settings.bridge_api_keys) and settings.demo_secrets,
+        },
         "uptime_s": state.uptime_s,
     }
     return web.json_response(body)

@@ -51,6 +51,10 @@ class SessionRecord:
     counters: SessionMetrics = field(default_factory=SessionMetrics)
     rules: SessionProtocol | None = None
     request_end: Callable[[ClientError], None] | None = None
+    #: How the client got in (token or client secret, by non-secret id; never a value).
+    credential: dict[str, Any] = field(default_factory=dict)
+    #: Tokens left of the client's daily budget (None: no budget).
+    budget_left: Callable[[], int | None] | None = None
 
     @property
     def client_to_upstream(self) -> Traffic:
@@ -117,6 +121,8 @@ class SessionRecord:
             "audio_seconds": self.audio_seconds,
             "usage": self.usage,
             "turns": self.turns,
+            "credential": self.credential,
+            "budget": {"tokens_left_today": self.budget_left() if self.budget_left else None},
         }
 
 

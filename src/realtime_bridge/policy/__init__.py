@@ -1,0 +1,1 @@
+"""Who may do what: client secrets, the operator's policy file, locked fields, limits."""

@@ -1,0 +1,1 @@
+"""Counters, registries and revocations that sessions share: in memory, or (later) Redis."""
