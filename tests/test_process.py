@@ -239,3 +239,54 @@ async def test_the_ready_line_is_said_once(tmp_path: Path) -> None:
     both = stdout.decode() + stderr.decode()
     assert both.count("realtime-bridge listening") == 0  # the first one was read above
     assert "demo page: http://127.0.0.1:" in stderr.decode()
+
+
+async def test_a_backend_mints_a_secret_from_a_bridge_process_and_a_page_talks_with_it(
+    tmp_path: Path,
+) -> None:
+    """The whole browser flow against the process as `make run` starts it: the backend mints
+    with the official SDK, the 'page' connects with the secret as a subprotocol."""
+    from openai import AsyncOpenAI
+
+    ws_port, http_port = closed_port(), closed_port()
+    token = "backend-token-for-process-test"
+    (tmp_path / "policy.toml").write_text('[default]\nmodels = ["gpt-realtime"]\n')
+    (tmp_path / ".env").write_text(
+        f"WS_PORT={ws_port}\nHTTP_PORT={http_port}\nLOCAL_AUDIO_PACE=0\n"
+        f"BRIDGE_API_KEYS={token}\nBRIDGE_SECRET_KEY={'s' * 40}\n"
+        "BRIDGE_POLICY_FILE=policy.toml\n"
+    )
+    process = await start(tmp_path)
+    try:
+        await ready_line(process)
+        backend = AsyncOpenAI(api_key=token, base_url=f"http://127.0.0.1:{http_port}/v1")
+        secret = await backend.realtime.client_secrets.create(
+            expires_after={"anchor": "created_at", "seconds": 60},
+            session={"type": "realtime", "instructions": "Reply with: minted and answered"},
+        )
+        await backend.close()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(
+                f"ws://127.0.0.1:{ws_port}/v1/realtime",
+                protocols=["realtime", f"openai-insecure-api-key.{secret.value}"],
+            ) as ws,
+        ):
+            assert (await asyncio.wait_for(ws.receive_json(), 10))["type"] == "session.created"
+            text_only = {"type": "realtime", "output_modalities": ["text"]}
+            await ws.send_json({"type": "session.update", "session": text_only})
+            await ws.send_json({"type": "response.create"})
+            text = ""
+            while True:
+                event = await asyncio.wait_for(ws.receive_json(), 10)
+                if event["type"] == "response.output_text.delta":
+                    text += event["delta"]
+                if event["type"] == "response.done":
+                    break
+        assert text == "minted and answered"
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -276,6 +276,14 @@ class BridgeMetrics(Collector):
         for code, count in sorted(errors.items()):
             errors_family.add_metric((code,), count)
         yield errors_family
+        refused_family = CounterMetricFamily(
+            "realtime_bridge_refused",
+            "Clients refused at the upgrade, by reason (auth, origin, policy, limits, load).",
+            labels=("reason",),
+        )
+        for code, count in sorted(self._refused.items()):
+            refused_family.add_metric((code,), count)
+        yield refused_family
         yield HistogramMetricFamily(
             "realtime_bridge_upstream_connect_seconds",
             "Time to open the upstream connection.",
