@@ -290,6 +290,31 @@ def test_refusals_are_explained_in_words(browser: playwright_sync.Browser, tmp_p
             context.close()
 
 
+def test_the_page_gets_a_client_secret_from_its_bridge_when_allowed(
+    page: Page, tmp_path: Path
+) -> None:
+    """With BRIDGE_API_KEYS set and DEMO_SECRETS=true, the page connects with no token typed:
+    it asks its own bridge for a one-minute client secret, as a real app's page asks its
+    backend. The secret, not a static token, is what it presents."""
+    env = {"BRIDGE_API_KEYS": "server-only-token-123", "DEMO_SECRETS": "true"}
+    with run_bridge(tmp_path / "demo-secrets", **env) as proc:
+        console = Console(page)
+        open_page(page, proc.http_url + "/")
+        page.select_option("#mode", "text")
+        page.click("#connect")
+        wait_connected(page)
+        assert page.evaluate("() => window.bridgeDemo.usedDemoSecret") is True
+        page.fill("#text", "Hello")
+        page.click("#send")
+        assistant = page.locator('#transcript li[data-role="assistant"] .text')
+        expect(assistant.first).not_to_have_text("")
+        page.click("#disconnect")
+        assert console.errors == []
+    log = proc.log()
+    assert "client_secret=cs_" in log
+    assert "server-only-token-123" not in log
+
+
 def test_nothing_at_the_address_is_not_blamed_on_the_token(
     page: Page, bridge: BridgeProcess
 ) -> None:

@@ -36,6 +36,14 @@ def readme_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgePr
         yield proc
 
 
+@pytest.fixture(scope="module")
+def secured_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
+    """As "Browsers without a key" starts it: a server credential and a signing key."""
+    env = {"BRIDGE_API_KEYS": "bridge-token", "BRIDGE_SECRET_KEY": "r" * 64}
+    with run_bridge(tmp_path_factory.mktemp("readme-secured"), **env) as proc:
+        yield proc
+
+
 def test_the_readme_has_examples_of_each_kind() -> None:
     assert len(blocks("python")) >= 1
     assert len(blocks("js")) >= 1
@@ -44,10 +52,12 @@ def test_the_readme_has_examples_of_each_kind() -> None:
 
 @pytest.mark.parametrize("index", range(len(blocks("python"))))
 def test_python_examples_run_as_scripts(
-    index: int, readme_bridge: BridgeProcess, tmp_path: Path
+    index: int, readme_bridge: BridgeProcess, secured_bridge: BridgeProcess, tmp_path: Path
 ) -> None:
+    code = blocks("python")[index]
+    bridge = secured_bridge if "client_secrets" in code else readme_bridge
     script = tmp_path / "example.py"
-    script.write_text(here(blocks("python")[index], readme_bridge))
+    script.write_text(here(code, bridge))
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )

@@ -350,6 +350,19 @@ function checkedUrl(text) {
   return url.href;
 }
 
+/** With the operator's permission (DEMO_SECRETS=true), the page gets a one-minute client
+ *  secret from its own bridge, as a real app's page gets one from its backend; the token
+ *  field then stays empty. Otherwise null. */
+async function demoSecret() {
+  const auth = (demo.info && demo.info.auth) || {};
+  if (!auth.demo_secrets) return null;
+  const response = await fetch("/demo/secret", { method: "POST", cache: "no-store" });
+  if (!response.ok) throw new HumanError(`The bridge gave this page no secret (HTTP ${response.status}).`);
+  const body = await response.json();
+  demo.usedDemoSecret = true;
+  return body.value;
+}
+
 async function connect() {
   if (ws !== null || demo.stats.state === "connecting") return;
   clearAlert();
@@ -357,7 +370,7 @@ async function connect() {
   let protocols;
   try {
     url = checkedUrl(ui.wsUrl.value.trim());
-    protocols = subprotocols(ui.token.value.trim());
+    protocols = subprotocols(ui.token.value.trim() || (await demoSecret()));
   } catch (error) {
     showAlert(error.message);
     return;
