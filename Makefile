@@ -51,6 +51,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/relay_chain.py
 	$(BIN)/python bench/turns.py
 	$(BIN)/python bench/local_lag.py
+	$(BIN)/python bench/client_secrets.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick
