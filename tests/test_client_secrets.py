@@ -269,6 +269,7 @@ concurrent_sessions = 2
         with pytest.raises(aiohttp.WSServerHandshakeError) as limited:
             await http.ws_connect(ws_url(bridge), headers=headers)
         assert limited.value.status == 429
+        assert fake.connection_attempts == attempts + 1  # only the third one connected
         assert limited.value.headers is not None
         assert 1 <= int(limited.value.headers["Retry-After"]) <= 60
         async with http.get(f"http://127.0.0.1:{bridge.http_port}/metrics") as response:
@@ -318,3 +319,53 @@ async def test_budget_spent_mid_session_ends_it_and_refuses_new_ones(
         with pytest.raises(aiohttp.WSServerHandshakeError) as spent:
             await http.ws_connect(ws_url(bridge), headers=headers)
         assert spent.value.status == 429
+
+
+async def test_policy_pins_fields_for_static_tokens_and_bounds_sessions(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """A policy's pinned session applies to plain token clients too; its max_session_s ends the
+    session with session_expired (awaited, not slept for); a secret's lifetime is bounded."""
+    policy = write_policy(
+        tmp_path,
+        """
+[default]
+max_session_s = 1
+max_output_tokens = 50
+
+[default.session]
+instructions = "Reply with: the policy speaks"
+""",
+    )
+    async with running_bridge(
+        LocalUpstream(pace=0.0), UPSTREAM="local", **bridge_env(BRIDGE_POLICY_FILE=policy)
+    ) as bridge:
+        headers = {"Authorization": f"Bearer {SERVER_TOKEN}"}
+        async with http.ws_connect(ws_url(bridge), headers=headers) as ws:
+            created = (await receive_until(ws, "session.created"))[-1]
+            assert created["session"]["instructions"] == "Reply with: the policy speaks"
+            text_only = {"type": "realtime", "output_modalities": ["text"]}
+            await send(ws, {"type": "session.update", "session": text_only})
+            updated = (await receive_until(ws, "session.updated"))[-1]["session"]
+            assert updated["instructions"] == "Reply with: the policy speaks"
+            assert updated["max_output_tokens"] == 50
+            await send(ws, USER_HI)
+            await send(ws, {"type": "response.create"})
+            events = await receive_until(ws, "response.done")
+            text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+            assert text == "the policy speaks"
+            expired = await receive_until(ws, "error")
+            assert expired[-1]["error"]["code"] == "session_expired"
+        async with http.post(
+            f"http://127.0.0.1:{bridge.http_port}/v1/realtime/client_secrets",
+            json={"expires_after": {"anchor": "created_at", "seconds": 7201}},
+            headers=headers,
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["param"] == "expires_after.seconds"
+        async with http.post(
+            f"http://127.0.0.1:{bridge.http_port}/v1/realtime/client_secrets",
+            json={},
+            headers={"Authorization": "Bearer not-a-server-token"},
+        ) as response:
+            assert response.status == 401

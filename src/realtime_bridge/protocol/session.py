@@ -521,7 +521,15 @@ class SessionProtocol:
             frames.append(event)
             return frames, False
         if event_type in SESSION_EVENTS:
-            return [event], show_client_formats(event, self._in.src, self._out.dst)
+            startup = self.startup
+            shown = False
+            session = event.get("session")
+            if event_type == SESSION_CREATED and startup is not None and isinstance(session, dict):
+                # What the session is from the client's first event on, not the upstream's
+                # defaults it is being told to change.
+                event["session"] = deep_merge(session, startup.fields)
+                shown = True
+            return [event], show_client_formats(event, self._in.src, self._out.dst) or shown
         if event_type in ITEM_EVENTS and not (self._in.is_passthrough and self._out.is_passthrough):
             changed = convert_item_audio(
                 event.get("item"), client_input=self._in.src, client_output=self._out.dst, up=False

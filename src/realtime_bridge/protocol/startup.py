@@ -57,6 +57,11 @@ class SessionStartup:
         fields = {"type": kind if isinstance(kind, str) else "realtime", **self._fields}
         return dumps({"type": "session.update", "event_id": self.event_id, "session": fields})
 
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The session fields the upstream is being told (GA shape)."""
+        return self._fields
+
     def confirmed(self) -> list[str]:
         """The upstream answered (``session.updated``, or an error for our event): the held
         frames, to send now, in order."""
