@@ -898,7 +898,7 @@ async def test_other_methods_on_the_shared_port_reach_the_http_api(
         response, _ = await exchange(port, http_request("DELETE", "/sessions/x", host))
         if admin_token is None:
             assert response.status == 404
-            assert response.json()["error"]["code"] == "not_found"
+            assert response.json()["error"]["code"] == "admin_disabled"
         else:
             assert response.status == 401
             assert response.json()["error"]["code"] == "unauthorized"

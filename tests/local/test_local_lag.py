@@ -6,6 +6,7 @@ delay sees the loop stay responsive."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -83,14 +84,23 @@ async def test_ten_spoken_replies_never_hold_the_loop(
     calls: list[float] = []
     for name in ("receive", "poll"):
         monkeypatch.setattr(RealtimeCore, name, timed(calls, getattr(RealtimeCore, name)))
-    async with running_bridge(
-        LocalUpstream(pace=pace), UPSTREAM="local", LOG_LEVEL="info"
-    ) as bridge:
-        with LoopLag() as lag:
-            audio = await asyncio.gather(*(one_reply(ws_url(bridge)) for _ in range(SESSIONS)))
+    # The garbage collector's pauses are the whole process's, not the local upstream's: after
+    # a thousand tests the heap is large enough that one lands in a measured call.
+    gc.collect()
+    gc.disable()
+    try:
+        async with running_bridge(
+            LocalUpstream(pace=pace), UPSTREAM="local", LOG_LEVEL="info"
+        ) as bridge:
+            with LoopLag() as lag:
+                replies = (one_reply(ws_url(bridge)) for _ in range(SESSIONS))
+                audio = await asyncio.gather(*replies)
+    finally:
+        gc.enable()
     assert all(size > 100_000 for size in audio)  # each reply is seconds of audio
     worst_call = max(calls)
-    assert worst_call < 5.0, f"a call into the local upstream took {worst_call:.1f} ms of CPU"
+    slow = [round(c, 1) for c in calls if c >= 5.0]
+    assert worst_call < 5.0, f"calls into the local upstream took {slow} ms of CPU ({len(calls)})"
     print(
         f"\nlocal upstream, {SESSIONS} replies, pace {pace:g}: {len(calls)} calls, "
         f"worst {worst_call:.2f} ms CPU; loop lag median {statistics.median(lag.lags):.2f} ms, "
