@@ -28,7 +28,7 @@ import orjson
 import pytest
 
 from realtime_bridge.server.app import BridgeServer
-from realtime_bridge.wsframes import WriteCoalescer
+from realtime_bridge.wsframes import FRAGMENT_OVERHEAD_BYTES, MAX_FRAGMENTS, WriteCoalescer
 from tests.conftest import running_bridge, wait_for_sessions
 from tests.fakes import FakeUpstream, closed_port, echo
 
@@ -478,11 +478,12 @@ async def test_fragmented_message_over_the_limit_closes_1009_and_the_server_goes
         await wait_for_sessions(server, 0)
         assert_session_end_logged(bridge_logs, "client_protocol_error", 1009)
 
-        # A message of exactly the limit, in fragments, still passes on a new session.
+        # A message of exactly the limit, counting each fragment's overhead, still passes on a
+        # new session.
         client = await open_ws(server.ws_port)
         upstream = await fake_upstream.next_session()
-        exact = ('{"type":"probe","pad":"' + "x" * limit)[: limit - 2] + '"}'
-        assert len(exact.encode()) == limit
+        size = limit - 3 * FRAGMENT_OVERHEAD_BYTES
+        exact = ('{"type":"probe","pad":"' + "x" * limit)[: size - 2] + '"}'
         data = exact.encode()
         await client.send_fragments(OP_TEXT, [data[:700], data[700:1400], data[1400:]])
         assert await upstream.next_text() == exact
@@ -1022,3 +1023,20 @@ async def test_a_burst_of_upstream_events_reaches_the_client_whole_and_in_order(
     assert [await client.recv_text() for _ in deltas] == deltas
     assert holds, "a burst read at once should have been sent to the client together"
     assert the_record(bridge).upstream_to_client.events == len(deltas)
+
+
+async def test_empty_fragments_are_not_free(
+    openai_env: dict[str, str], ports_env: dict[str, str], fake_upstream: FakeUpstream
+) -> None:
+    """Each fragment is charged against the limit, and a message has at most MAX_FRAGMENTS:
+    a flood of empty continuation frames closes the connection with 1009, not memory."""
+    async with serving(**openai_env, **ports_env, MAX_MESSAGE_BYTES=1024 * 1024) as server:
+        client = await open_ws(server.ws_port)
+        upstream = await fake_upstream.next_session()
+        await client.send(OP_TEXT, b"{", fin=False)
+        for _ in range(MAX_FRAGMENTS):
+            await client.send(OP_CONTINUATION, b"", fin=False)
+        close = await client.expect_close()
+        assert close.close_code == 1009
+        await asyncio.wait_for(upstream.closed.wait(), TIMEOUT_S)
+        assert upstream.received.empty()

@@ -38,15 +38,26 @@ def invalid_text() -> FrameError:
     return FrameError(WSCloseCode.INVALID_TEXT, "invalid UTF-8 in text")
 
 
+#: Fragments one message may have. Clients send whole messages; browsers and SDKs fragment
+#: only very large ones, into frames of tens of KB or more.
+MAX_FRAGMENTS = 1024
+#: What each fragment costs against the message limit on top of its payload: the bookkeeping a
+#: frame costs is never free, so empty or tiny fragments cannot grow memory past the limit.
+FRAGMENT_OVERHEAD_BYTES = 64
+
+
 class MessageAssembler:
     """Joins a fragmented message (a TEXT or BINARY frame without ``fin``, then CONTINUATION
-    frames up to one with ``fin``), keeping the whole under ``limit`` bytes."""
+    frames up to one with ``fin``) into one buffer, keeping the whole, counted as its payload
+    plus :data:`FRAGMENT_OVERHEAD_BYTES` per fragment, under ``limit`` bytes, and the number of
+    fragments under :data:`MAX_FRAGMENTS`."""
 
-    __slots__ = ("_limit", "_parts", "_size", "_type", "open")
+    __slots__ = ("_buffer", "_count", "_limit", "_size", "_type", "open")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._parts: list[bytes] = []
+        self._buffer = bytearray()
+        self._count = 0
         self._size = 0
         self._type = TEXT
         #: Whether a fragmented message has started and not finished.
@@ -54,7 +65,7 @@ class MessageAssembler:
 
     def add(self, frame: WSFrame) -> tuple[WSMsgType, bytes] | None:
         """Take one data frame; the whole message once its last frame came, else None.
-        Raises :class:`FrameError` for a frame out of sequence or a message over the limit."""
+        Raises :class:`FrameError` for a frame out of sequence or a message over the limits."""
         starts = frame.msg_type is not CONTINUATION
         if starts == self.open:
             if starts:
@@ -65,17 +76,23 @@ class MessageAssembler:
         if starts:
             self.open = True
             self._type = frame.msg_type
-        self._size += frame.payload_size
-        if self._size > self._limit:
+        self._count += 1
+        self._size += frame.payload_size + FRAGMENT_OVERHEAD_BYTES
+        if self._size > self._limit or self._count > MAX_FRAGMENTS:
+            self._reset()
             raise FrameError(WSCloseCode.MESSAGE_TOO_BIG, "message too big")
-        self._parts.append(frame.get_payload_as_bytes())
+        self._buffer += frame.get_payload_as_memoryview()
         if not frame.fin:
             return None
-        data = b"".join(self._parts)
-        self._parts.clear()
+        data = bytes(self._buffer)
+        self._reset()
+        return self._type, data
+
+    def _reset(self) -> None:
+        self._buffer = bytearray()
+        self._count = 0
         self._size = 0
         self.open = False
-        return self._type, data
 
 
 def read_close(frame: WSFrame) -> tuple[int, str, bytes]:
