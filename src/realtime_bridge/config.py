@@ -9,6 +9,7 @@ which is the opposite of what we want here, so we use plain pydantic plus python
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,22 @@ SECRET_VARIABLES = frozenset(
         "BRIDGE_SECRET_KEY",
     }
 )
+
+
+#: Query parameters that carry credentials (``api-key=``, ``token=``, ``secret=``, …).
+_CREDENTIAL_PARAM = re.compile(
+    r"(?:^|&)[^=&]*(?:key|token|secret|password|passwd|auth|signature|sig)[^=&]*=", re.I
+)
+
+
+def public_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of a URL: what may be shown to anyone (``/info``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 class Settings(BaseModel):
@@ -103,6 +120,14 @@ class Settings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("ws", "wss") or not parts.netloc:
             raise ValueError("must be a ws:// or wss:// URL")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError(
+                "must not carry credentials (user:password@): the key goes in OPENAI_API_KEY"
+            )
+        if _CREDENTIAL_PARAM.search(parts.query):
+            raise ValueError(
+                "must not carry credentials in its query: the key goes in OPENAI_API_KEY"
+            )
         return value
 
     @field_validator("azure_openai_endpoint")

@@ -7,6 +7,7 @@ any configured secret value that slips into a message, its arguments or an excep
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, MutableMapping
@@ -91,16 +92,33 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
+#: C0 and C1 control characters (CR, LF, ESC, …) and DEL: what forges a line or a terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``), so a value a
+    client chose cannot start a forged log line or drive the reader's terminal."""
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
-    """Human-readable lines with the extra fields appended as ``key=value``."""
+    """Human-readable lines with the extra fields appended as ``key=value``; every field's
+    control characters escaped (a traceback keeps its own line breaks)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = [
-            f"{key}={value}"
+            f"{key}={escape_controls(str(value))}"
             for key, value in vars(record).items()
             if key not in _STANDARD_ATTRS and not key.startswith("_")
         ]

@@ -36,6 +36,10 @@ from realtime_bridge.store.base import Store
 #: session's model, checked at the upgrade; ``type`` is the session's kind).
 _NOT_SESSION_FIELDS = frozenset({"type", "model"})
 RATE_WINDOW_S = 60.0
+#: Failed authentications one client address may make per window before it is throttled
+#: (HTTP 429 with Retry-After, before any credential is looked at).
+AUTH_FAILURES_ALLOWED = 10
+AUTH_FAILURE_WINDOW_S = 60.0
 
 
 class Refused(ClientError):
@@ -118,9 +122,39 @@ class AccessControl:
         query: Mapping[str, str],
         own_origins: Iterable[str],
         now: float,
+        peer: str | None = None,
     ) -> Grant:
         """Origin, credential, model and limits; raises :class:`ClientError` / :class:`Refused`
-        (the messages never contain what the client presented)."""
+        (the messages never contain what the client presented). A client address with too many
+        failed authentications is throttled first."""
+        failures_key = f"authfail:{peer}" if peer else None
+        if failures_key is not None:
+            failed, wait = self.store.recent(failures_key, AUTH_FAILURE_WINDOW_S, now)
+            if failed >= AUTH_FAILURES_ALLOWED:
+                throttled = Refused(
+                    ErrorCode.RATE_LIMITED,
+                    "Too many failed authentications from this address; try again later.",
+                    retry_after_s=wait,
+                )
+                throttled.failures = failed + 1  # type: ignore[attr-defined]
+                raise throttled
+        try:
+            return self._admit(headers=headers, query=query, own_origins=own_origins, now=now)
+        except ClientError as refused:
+            if failures_key is not None and refused.code is ErrorCode.UNAUTHORIZED:
+                self.store.hit(failures_key, 1 << 30, AUTH_FAILURE_WINDOW_S, now)
+                failed, _ = self.store.recent(failures_key, AUTH_FAILURE_WINDOW_S, now)
+                refused.failures = failed  # type: ignore[attr-defined]
+            raise
+
+    def _admit(
+        self,
+        *,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        own_origins: Iterable[str],
+        now: float,
+    ) -> Grant:
         settings = self.settings
         protocols = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
         secret = next(

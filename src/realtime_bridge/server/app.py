@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from realtime_bridge.server.http import (
     error_response,
     json_errors,
 )
-from realtime_bridge.server.listeners import listen_sessions, listen_shared
+from realtime_bridge.server.listeners import listen_http, listen_sessions, listen_shared
 from realtime_bridge.server.page import add_page_routes
 from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
@@ -63,11 +64,30 @@ async def one_request_per_connection(request: web.Request, handler: Handler) -> 
     return response
 
 
+#: An idle keep-alive HTTP connection is closed after this long (aiohttp's default is 75 s).
+HTTP_KEEPALIVE_TIMEOUT_S = 15.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def _no_server_version(_request: web.Request, response: web.StreamResponse) -> None:
+    """Responses name the server without its version (aiohttp would add Python's and its own)."""
+    response.headers["Server"] = "realtime-bridge"
+
+
 def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
     """The HTTP API (on a shared port, WebSocket upgrades never reach it)."""
     middlewares = [one_request_per_connection, json_errors] if shared else [json_errors]
     app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 16384})
     app[STATE_KEY] = state
+    app.on_response_prepare.append(_no_server_version)
     add_http_routes(app)
     add_page_routes(app)
     add_admin_routes(app)
@@ -118,14 +138,20 @@ class BridgeServer:
             self._servers.append(server)
             self.ws_port = _bound_port(server)
             runner = await self._http_runner(build_app(self.state))
-            site = web.TCPSite(runner, s.host, s.http_port, reuse_address=True)
-            await site.start()
-            self.http_port = int(runner.addresses[0][1])
+            http_server = await listen_http(runner, s.host, s.http_port)
+            self._servers.append(http_server)
+            self.http_port = _bound_port(http_server)
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
 
     async def _http_runner(self, app: web.Application) -> web.AppRunner:
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=1.0,
+            keepalive_timeout=HTTP_KEEPALIVE_TIMEOUT_S,
+        )
         await runner.setup()
         self._runners.append(runner)
         return runner
@@ -199,6 +225,13 @@ async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
     # The ready line goes to stdout once (SPEC §2); the log says what else a newcomer needs,
     # without repeating it in a terminal where both streams show.
     print(server.ready_line, file=out, flush=True)
+    if not settings.bridge_api_keys and not is_loopback(settings.host):
+        log.warning(
+            "listening on %s beyond loopback with no BRIDGE_API_KEYS: anyone who reaches this "
+            "address can open sessions on the %s upstream",
+            settings.host,
+            server.upstream.kind,
+        )
     log.info(
         "demo page: %s/  (health: %s/health, upstream %s)",
         server.state.http_url,

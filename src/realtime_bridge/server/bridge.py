@@ -250,7 +250,7 @@ class BridgeSession:
             self._send_upstream(routed.to_upstream)
             if self._protocol.holding_over_limit and not self._holding_paused:
                 self._holding_paused = True  # read no more until the upstream is configured
-                self._client.pause_reading()
+                self._client.pause_reading("startup")
             self._arm_timer()
         except UpstreamError:
             pass  # the upstream is gone; its callback says how
@@ -340,8 +340,7 @@ class BridgeSession:
         make sure the protocol's next deadline has a timer."""
         if self._holding_paused and not self._protocol.holding_over_limit:
             self._holding_paused = False
-            if self._upstream_paused_since is None:
-                self._client.resume_reading()
+            self._client.resume_reading("startup")
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -392,10 +391,10 @@ class BridgeSession:
         """Backpressure the other way: an upstream not taking data holds the client back."""
         if writable:
             self._upstream_paused_since = None
-            self._client.resume_reading()
+            self._client.resume_reading("upstream")
         else:
             self._upstream_paused_since = time.monotonic()
-            self._client.pause_reading()
+            self._client.pause_reading("upstream")
 
     def _send_client(self, frames: tuple[str | bytes, ...]) -> None:
         client = self._client

@@ -75,6 +75,11 @@ class ClientSink(Protocol):
         ...
 
 
+#: Unsent bytes a client may have queued once it stopped taking data (past the high-water
+#: mark, reading it stops; past this, it is dropped).
+MAX_UNSENT_BYTES = 4 * 1024 * 1024
+
+
 class ClientConnection(WSListener):
     """One client WebSocket (server side). Created at the upgrade; ``attach`` starts delivery.
 
@@ -92,6 +97,9 @@ class ClientConnection(WSListener):
         self._gone: ClientGone | None = None
         #: The bridge sent its close: only the client's close answer still matters.
         self._closing = False
+        #: Why the client is not being read (reading resumes when this is empty).
+        self._read_blocks: set[str] = set()
+        self._writes_paused = False
         self._coalescer: WriteCoalescer | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,7 +113,7 @@ class ClientConnection(WSListener):
         peer = underlying.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.peer = str(peer[0])
-        underlying.pause_reading()  # until the session attaches
+        self.pause_reading("attach")  # until the session attaches
         if not self.on_connected.done():
             self.on_connected.set_result(None)
 
@@ -151,10 +159,16 @@ class ClientConnection(WSListener):
             self._end(ClientGone(1006, "connection lost"))
 
     def pause_writing(self) -> None:
+        """The client is not taking what is sent: stop reading it too (every ping it sends
+        would queue a pong, every bad frame an error event) and hold the upstream back."""
+        self._writes_paused = True
+        self.pause_reading("own_writes")
         if self._sink is not None:
             self._sink.client_writable(False)
 
     def resume_writing(self) -> None:
+        self._writes_paused = False
+        self.resume_reading("own_writes")
         if self._sink is not None:
             self._sink.client_writable(True)
 
@@ -169,8 +183,7 @@ class ClientConnection(WSListener):
                 sink.client_gone(item)
                 return
             self._deliver(*item)
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.underlying_transport.resume_reading()
+        self.resume_reading("attach")
 
     @property
     def closed(self) -> bool:
@@ -187,10 +200,21 @@ class ClientConnection(WSListener):
         t = self.transport
         if t is not None:
             t.send(TEXT, payload)
+            if self._writes_paused:
+                self._enforce_unsent_cap()
 
     def send_bytes(self, data: bytes) -> None:
         if not self.closed:
             self.transport.send(BINARY, data)  # type: ignore[union-attr]
+            if self._writes_paused:
+                self._enforce_unsent_cap()
+
+    def _enforce_unsent_cap(self) -> None:
+        """A client whose unsent bytes pass the hard cap is dropped: memory is bounded in
+        bytes, not only in time (the stall timeout)."""
+        if self.write_buffer_size > MAX_UNSENT_BYTES:
+            self._end(ClientGone(1013, "client too slow", error="too much unsent data"))
+            self.abort()
 
     def hold_writes(self) -> None:
         """More frames are about to be sent at once: send them together (see
@@ -202,11 +226,17 @@ class ClientConnection(WSListener):
         if not self.closed:
             self.transport.send_ping()  # type: ignore[union-attr]
 
-    def pause_reading(self) -> None:
+    def pause_reading(self, reason: str = "upstream") -> None:
+        """Stop reading the client for ``reason``; reading resumes when no reason is left
+        (its own unsent data, an upstream not taking data, the session's start-up)."""
+        self._read_blocks.add(reason)
         if self.transport is not None and not self.transport.is_disconnected:
             self.transport.underlying_transport.pause_reading()
 
-    def resume_reading(self) -> None:
+    def resume_reading(self, reason: str = "upstream") -> None:
+        self._read_blocks.discard(reason)
+        if self._read_blocks or self._sink is None:
+            return
         if self.transport is not None and not self.transport.is_disconnected:
             self.transport.underlying_transport.resume_reading()
 

@@ -15,6 +15,7 @@ import binascii
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -30,7 +31,7 @@ from realtime_bridge.protocol.handshake import HandshakeOptions
 from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.protocol.turns import TurnSettings
-from realtime_bridge.server.access import Grant
+from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
 from realtime_bridge.server.admission import offered_subprotocols, own_origins
 from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.channel import ClientConnection
@@ -41,6 +42,9 @@ log = get_logger("server")
 
 #: The paths a client session may be opened on.
 SESSION_PATHS = ("/", "/v1/realtime")
+#: What a model (or Azure deployment) name looks like; anything else is refused at the upgrade,
+#: so it never reaches the logs or the upstream's URL.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 #: Subprotocols the bridge may select, and only when the client offered them.
 SELECTABLE_SUBPROTOCOLS = ("realtime",)
 #: How long a client whose last frames are still unsent gets to take them after the close.
@@ -103,14 +107,18 @@ class SessionEndpoint:
         self._state = state
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __call__(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+    def __call__(
+        self, request: WSUpgradeRequest, peer: str | None = None
+    ) -> WSUpgradeResponseWithListener:
         try:
-            return self._upgrade(request)
+            return self._upgrade(request, peer)
         except Exception:  # a bug here must not leave the client hanging
             log.exception("unexpected error at the upgrade")
             return refusal(500, "internal_error", "The bridge hit an internal error.")
 
-    def _upgrade(self, request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+    def _upgrade(
+        self, request: WSUpgradeRequest, peer: str | None
+    ) -> WSUpgradeResponseWithListener:
         state = self._state
         settings = state.settings
         headers: CIMultiDict[str] = request.headers
@@ -118,6 +126,13 @@ class SessionEndpoint:
         query = dict(parse_qsl(target.query))
         if target.path not in SESSION_PATHS:
             return refusal(404, "not_found", f"No such endpoint: {target.path}")
+        model = query.get("model")
+        if model is not None and not MODEL_NAME.fullmatch(model):
+            return refusal(
+                400,
+                "invalid_model",
+                "A model name is 1 to 128 letters, digits, '.', '_', '-' or ':'.",
+            )
         if not is_websocket_upgrade(headers):
             return refusal(
                 426,
@@ -137,9 +152,19 @@ class SessionEndpoint:
                 query=query,
                 own_origins=own_origins(state.http_url, settings.host, headers.get("Host")),
                 now=time.time(),
+                peer=peer,
             )
         except ClientError as refused:
-            log.info("client refused", extra={"code": refused.code.value})
+            # A guessing client is told at once but logged in aggregate: its first failure and
+            # the one that gets it throttled at INFO, the rest at DEBUG.
+            failures = getattr(refused, "failures", None)
+            quiet = failures is not None and failures not in (1, AUTH_FAILURES_ALLOWED)
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "client refused",
+                extra={"code": refused.code.value, "client": peer or "unknown"}
+                | ({"failed_authentications": failures} if failures else {}),
+            )
             retry = getattr(refused, "retry_after_s", None)
             return self._refuse(refused.code, refused.message, retry)
         refused_now = self._after_admission(headers, query)

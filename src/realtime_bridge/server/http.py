@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from realtime_bridge import __version__
-from realtime_bridge.config import Settings
+from realtime_bridge.config import Settings, public_url
 from realtime_bridge.metrics import BridgeMetrics
 from realtime_bridge.server.access import AccessControl
 from realtime_bridge.server.sessions import SessionRegistry
@@ -78,7 +78,7 @@ async def info(request: web.Request) -> web.Response:
         "version": __version__,
         "upstream": {
             "kind": state.upstream.kind,
-            "url": state.upstream.url,
+            "url": public_url(state.upstream.url),
             "model": settings.openai_model,
         },
         "listeners": {"ws": state.ws_url, "http": state.http_url},

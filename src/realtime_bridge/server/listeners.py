@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
-from picows import WSAutoPingStrategy, WSUpgradeRequest, ws_create_server
+from picows import WSAutoPingStrategy, WSUpgradeRequest
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from realtime_bridge.observability import DemotedErrors
@@ -38,21 +38,39 @@ _LOGGER = DemotedErrors(logging.getLogger("picows.server"), logging.INFO)
 async def listen_sessions(
     endpoint: SessionEndpoint, host: str, port: int, max_message_bytes: int
 ) -> asyncio.Server:
-    """The client listener on its own port."""
-    return await ws_create_server(
-        endpoint,
+    """The client listener on its own port: every connection goes to the WebSocket protocol,
+    through the same head reader as a shared port (so the endpoint knows the client's address,
+    and an unfinished head is closed after the handshake timeout)."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: FirstRequestRouter(websocket_for(endpoint, max_message_bytes), None),
         host,
         port,
-        max_frame_size=max_message_bytes,
-        websocket_handshake_timeout=HANDSHAKE_TIMEOUT_S,
-        logger_name=_LOGGER,
-        read_buffer_init_size=READ_BUFFER_BYTES,
-        # uvloop's own transports: as cheap per message here as aiofastnet's, and about 13 KB
-        # less per session (bench/relay.py).
-        use_aiofastnet=False,
         reuse_address=True,
         backlog=1024,
     )
+
+
+async def listen_http(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
+    """The HTTP API on its own port, behind the head reader: a request head not finished within
+    the handshake timeout closes the connection (aiohttp itself would wait for ever)."""
+    http = runner.server
+    assert http is not None, "the runner must be set up first"
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: FirstRequestRouter(None, http), host, port, reuse_address=True, backlog=1024
+    )
+
+
+def websocket_for(
+    endpoint: SessionEndpoint, max_message_bytes: int
+) -> Callable[[str | None], asyncio.BaseProtocol]:
+    """picows' protocol for one connection, its upgrade decided with the client's address."""
+
+    def make(peer: str | None) -> asyncio.BaseProtocol:
+        return session_protocol_factory(lambda r: endpoint(r, peer), max_message_bytes)()
+
+    return make
 
 
 def session_protocol_factory(
@@ -84,21 +102,26 @@ def session_protocol_factory(
 
 
 class FirstRequestRouter(asyncio.Protocol):
-    """A shared port's first protocol: routes the connection by its first request's head."""
+    """Every connection's first protocol: reads the head of its first request, then hands the
+    connection to the WebSocket protocol (an upgrade, or any request on a WebSocket-only port)
+    or to aiohttp (anything else, or any request on an HTTP-only port)."""
 
     def __init__(
         self,
-        websocket: Callable[[], asyncio.BaseProtocol],
-        http: Callable[[], asyncio.BaseProtocol],
+        websocket: Callable[[str | None], asyncio.BaseProtocol] | None,
+        http: Callable[[], asyncio.BaseProtocol] | None,
     ) -> None:
         self._websocket = websocket
         self._http = http
         self._transport: asyncio.BaseTransport | None = None
         self._head = bytearray()
         self._timeout: asyncio.TimerHandle | None = None
+        self._peer: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # uvloop's transports do not subclass asyncio.Transport
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         # A connection that never finishes its first request head must not stay open forever.
         self._timeout = asyncio.get_running_loop().call_later(HANDSHAKE_TIMEOUT_S, transport.close)
 
@@ -111,8 +134,18 @@ class FirstRequestRouter(asyncio.Protocol):
         end = self._head.find(b"\r\n\r\n")
         if end < 0 and len(self._head) <= MAX_REQUEST_HEAD_BYTES:
             return
-        upgrade = end >= 0 and is_websocket_head(bytes(self._head[:end]))
-        self._hand_over(self._websocket() if upgrade else self._http())
+        if self._http is None:
+            upgrade = True
+        elif self._websocket is None:
+            upgrade = False
+        else:
+            upgrade = end >= 0 and is_websocket_head(bytes(self._head[:end]))
+        if upgrade:
+            assert self._websocket is not None
+            self._hand_over(self._websocket(self._peer))
+        else:
+            assert self._http is not None
+            self._hand_over(self._http())
 
     def eof_received(self) -> bool | None:
         if self._transport is not None:
@@ -158,7 +191,7 @@ async def listen_shared(
     max_message_bytes: int,
 ) -> asyncio.Server:
     """One port for client sessions and the HTTP API."""
-    websocket = session_protocol_factory(endpoint, max_message_bytes)
+    websocket = websocket_for(endpoint, max_message_bytes)
     http = runner.server
     assert http is not None, "the runner must be set up first"
     loop = asyncio.get_running_loop()

@@ -17,6 +17,11 @@ class Store(Protocol):
         ``window_s`` seconds: None when counted, else the seconds until one more is allowed."""
         ...
 
+    def recent(self, key: str, window_s: float, now: float) -> tuple[int, float]:
+        """How many events :meth:`hit` counted under ``key`` in the last ``window_s`` seconds,
+        and the seconds until the oldest of them leaves the window (0 when none)."""
+        ...
+
     def acquire(self, key: str, limit: int) -> bool:
         """Take one of ``limit`` concurrent slots under ``key``; False when all are taken."""
         ...

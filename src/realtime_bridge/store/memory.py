@@ -25,6 +25,17 @@ class MemoryStore:
         events.append(now)
         return None
 
+    def recent(self, key: str, window_s: float, now: float) -> tuple[int, float]:
+        events = self._events.get(key)
+        if not events:
+            return 0, 0.0
+        while events and events[0] <= now - window_s:
+            events.popleft()
+        if not events:
+            del self._events[key]
+            return 0, 0.0
+        return len(events), max(0.0, events[0] + window_s - now)
+
     def acquire(self, key: str, limit: int) -> bool:
         if self._slots[key] >= limit:
             return False

@@ -1,0 +1,231 @@
+"""Attacks on a real bridge process over loopback (a hostile client's view): the server's memory
+is read from /proc and judged against the bytes the attacker sent; every flood is bounded in
+count and time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.test_slow_reader import rss_mb
+from tests.test_websocket_edges import (
+    OP_PING,
+    OP_TEXT,
+    encode_frame,
+    http_request,
+    open_ws,
+    read_head,
+    upgrade_headers,
+)
+
+_MAIN = (
+    "import sys\n"
+    "import realtime_bridge.server.listeners as listeners\n"
+    "listeners.HANDSHAKE_TIMEOUT_S = float(sys.argv[1])\n"
+    "from realtime_bridge.cli import main\n"
+    "sys.exit(main([]))\n"
+)
+
+
+@dataclass
+class Served:
+    pid: int
+    ws_port: int
+    http_port: int
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextlib.asynccontextmanager
+async def bridge(tmp_path: Path, handshake_s: float = 10.0, **env: str) -> AsyncIterator[Served]:
+    log = tmp_path / "bridge.log"
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "UPSTREAM": "local",
+        "WS_PORT": "0",
+        "HTTP_PORT": "0",
+        "LOG_LEVEL": "info",
+    }
+    with log.open("wb") as errors:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _MAIN,
+            str(handshake_s),
+            env={**base, **env},
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=errors,
+        )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        match = re.search(r"ws://[\d.]+:(\d+) http://[\d.]+:(\d+)", line)
+        assert match, line + log.read_text()
+        yield Served(proc.pid, int(match.group(1)), int(match.group(2)), log)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        await asyncio.wait_for(proc.wait(), 15)
+
+
+async def flood_without_reading(port: int, frame: bytes, total: int, within_s: float) -> int:
+    """Send ``frame`` repeatedly and never read: how many bytes went out before the server
+    stopped taking them (or the time ran out)."""
+    client = await open_ws(port)
+    sent = 0
+    batch = frame * max(1, 65536 // len(frame))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        while sent < total and loop.time() < deadline:
+            client.writer.write(batch)
+            await asyncio.wait_for(client.writer.drain(), max(0.01, deadline - loop.time()))
+            sent += len(batch)
+    client.writer.transport.abort()
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("name", "frame"),
+    [
+        ("pings", encode_frame(OP_PING, b"")),  # each one wants a pong
+        ("invalid frames", encode_frame(OP_TEXT, b"x")),  # each one gets an error event
+    ],
+)
+async def test_a_client_that_sends_without_reading_cannot_grow_the_server(
+    tmp_path: Path, name: str, frame: bytes
+) -> None:
+    async with bridge(tmp_path) as served:
+        baseline = rss_mb(served.pid)
+        sent = await flood_without_reading(served.ws_port, frame, 40 * 1024 * 1024, 8.0)
+        growth = rss_mb(served.pid) - baseline
+        print(f"\n{name}: sent {sent / 2**20:.1f} MB without reading; server grew {growth:.1f} MB")
+        # Before, 40 MB of pings grew the server by 240-430 MB: now it stops reading the client
+        # once its replies pile up, so the client cannot even send much.
+        assert growth < 24
+        assert sent < 24 * 1024 * 1024
+
+
+async def test_model_names_are_checked_and_logs_escape_control_characters(
+    tmp_path: Path,
+) -> None:
+    async with bridge(tmp_path, LOG_LEVEL="debug") as served, aiohttp.ClientSession() as http:
+        forged = "gpt\r\n2026-01-01 00:00:00,000 INFO    forged line\x1b[2J"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(
+                f"ws://127.0.0.1:{served.ws_port}/v1/realtime?model="
+                + forged.replace("\n", "%0A")
+                .replace("\r", "%0D")
+                .replace("\x1b", "%1B")
+                .replace(" ", "%20")
+            )
+        assert refused.value.status == 400
+        # An event type with control characters, logged at debug, is escaped too.
+        async with http.ws_connect(f"ws://127.0.0.1:{served.ws_port}/v1/realtime") as ws:
+            await ws.receive()
+            await ws.send_str('{"type":"evil\\r\\nINFO forged\\u001b[31m"}')
+            await ws.receive()
+    logs = served.logs()
+    assert "forged line" not in logs
+    assert "\x1b" not in logs
+    assert not any(line.startswith(("INFO forged", "2026-01-01")) for line in logs.splitlines())
+
+
+async def test_failed_authentication_is_throttled_per_address(tmp_path: Path) -> None:
+    async with bridge(tmp_path, BRIDGE_API_KEYS="the-right-token") as served:
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for attempt in range(12):
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await http.ws_connect(
+                        f"ws://127.0.0.1:{served.ws_port}/v1/realtime",
+                        headers={"Authorization": f"Bearer guess-{attempt}"},
+                    )
+                statuses.append(refused.value.status)
+            assert statuses[:10] == [401] * 10
+            assert statuses[10:] == [429, 429]
+            assert refused.value.headers is not None
+            assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+            # Even the right token waits now: nothing is checked while throttled.
+            with pytest.raises(aiohttp.WSServerHandshakeError) as still:
+                await http.ws_connect(
+                    f"ws://127.0.0.1:{served.ws_port}/v1/realtime",
+                    headers={"Authorization": "Bearer the-right-token"},
+                )
+            assert still.value.status == 429
+            async with http.get(f"http://127.0.0.1:{served.http_port}/health") as response:
+                assert response.headers["Server"] == "realtime-bridge"
+    logs = served.logs()
+    refusals = [line for line in logs.splitlines() if "client refused" in line]
+    assert len(refusals) == 2  # the first failure and the one that got it throttled
+    assert "guess-" not in logs
+
+
+async def test_unfinished_http_request_heads_are_closed(tmp_path: Path) -> None:
+    """A separate HTTP port closes a connection that never finishes its request head after the
+    handshake timeout (1 s here), as the WebSocket port does."""
+    async with bridge(tmp_path, handshake_s=1.0, HTTP_PORT=str(free_port())) as served:
+        assert served.http_port != served.ws_port
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.http_port)
+        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        writer.close()
+        # The port still serves complete requests.
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.http_port)
+        writer.write(http_request("GET", "/health", {"Host": "x"}))
+        await writer.drain()
+        _, status, _ = await read_head(reader)
+        assert status == 200
+        writer.close()
+        # And the WebSocket port too (its head reader is the same).
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.ws_port)
+        head = http_request("GET", "/v1/realtime", upgrade_headers())
+        writer.write(head[: len(head) // 2])
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        writer.close()
+
+
+async def test_credentials_in_the_upstream_url_stop_start_up(tmp_path: Path) -> None:
+    for url in (
+        "wss://user:secret-pass@api.example/v1/realtime",
+        "wss://api.example/v1/realtime?api-key=secret-pass",
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "realtime_bridge",
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "OPENAI_REALTIME_URL": url,
+                "UPSTREAM": "local",
+            },
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+        assert proc.returncode == 2
+        assert "OPENAI_REALTIME_URL" in stderr.decode()
+        assert "secret-pass" not in stderr.decode()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
