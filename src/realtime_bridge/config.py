@@ -43,6 +43,8 @@ SECRET_VARIABLES = frozenset(
 )
 
 
+#: URLs are not echoed in error messages either: a bad one may carry credentials.
+_URL_VARIABLES = frozenset({"OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT"})
 #: Query parameters that carry credentials (``api-key=``, ``token=``, ``secret=``, …).
 _CREDENTIAL_PARAM = re.compile(
     r"(?:^|&)[^=&]*(?:key|token|secret|password|passwd|auth|signature|sig)[^=&]*=", re.I
@@ -87,6 +89,9 @@ class Settings(BaseModel):
     session_idle_timeout_s: float = Field(300.0, alias="SESSION_IDLE_TIMEOUT_S", gt=0)
     session_max_duration_s: float = Field(3600.0, alias="SESSION_MAX_DURATION_S", gt=0)
     max_message_bytes: int = Field(16 * 1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)
+    client_max_unsent_bytes: int = Field(
+        16 * 1024 * 1024, alias="CLIENT_MAX_UNSENT_BYTES", ge=64 * 1024
+    )
     upstream_connect_timeout_s: float = Field(10.0, alias="UPSTREAM_CONNECT_TIMEOUT_S", gt=0)
     shutdown_grace_s: float = Field(10.0, alias="SHUTDOWN_GRACE_S", ge=0)
     local_audio_pace: float = Field(1.0, alias="LOCAL_AUDIO_PACE", ge=0)
@@ -260,7 +265,7 @@ def _config_error(exc: ValidationError, values: Mapping[str, Any]) -> ConfigErro
         return ConfigError(cause.variable, cause.message)
     variable = str(error["loc"][0]) if error["loc"] else "configuration"
     message = _describe(error["type"], context, error["msg"])
-    if variable in values and variable not in SECRET_VARIABLES:
+    if variable in values and variable not in SECRET_VARIABLES | _URL_VARIABLES:
         message = f"{message} (got {str(values[variable])[:80]!r})"
     return ConfigError(variable, message)
 

@@ -14,11 +14,13 @@ import socket
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
 
 #: Frame types, bound once: both ends compare every frame's type against them.
-TEXT, BINARY, CONTINUATION, CLOSE = (
+TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = (
     WSMsgType.TEXT,
     WSMsgType.BINARY,
     WSMsgType.CONTINUATION,
     WSMsgType.CLOSE,
+    WSMsgType.PING,
+    WSMsgType.PONG,
 )
 #: Close reasons are at most 123 bytes (a control frame's payload is 125, two are the code).
 MAX_CLOSE_REASON_BYTES = 123

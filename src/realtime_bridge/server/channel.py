@@ -23,6 +23,8 @@ from realtime_bridge.wsframes import (
     BINARY,
     CLOSE,
     CONTINUATION,
+    PING,
+    PONG,
     TEXT,
     FrameError,
     MessageAssembler,
@@ -76,8 +78,9 @@ class ClientSink(Protocol):
 
 
 #: Unsent bytes a client may have queued once it stopped taking data (past the high-water
-#: mark, reading it stops; past this, it is dropped).
-MAX_UNSENT_BYTES = 4 * 1024 * 1024
+#: mark it is not read any more and the upstream is held back; what was already on its way
+#: still arrives; past this, the client is dropped). CLIENT_MAX_UNSENT_BYTES sets it.
+MAX_UNSENT_BYTES = 16 * 1024 * 1024
 
 
 class ClientConnection(WSListener):
@@ -87,7 +90,8 @@ class ClientConnection(WSListener):
     already arrived is kept in order, so a client that talks first loses nothing.
     """
 
-    def __init__(self, max_message_bytes: int) -> None:
+    def __init__(self, max_message_bytes: int, max_unsent_bytes: int = MAX_UNSENT_BYTES) -> None:
+        self._max_unsent_bytes = max_unsent_bytes
         self.transport: WSTransport | None = None
         self.peer = "unknown"
         self._max_message_bytes = max_message_bytes
@@ -100,6 +104,7 @@ class ClientConnection(WSListener):
         #: Why the client is not being read (reading resumes when this is empty).
         self._read_blocks: set[str] = set()
         self._writes_paused = False
+        self._pending_pong: bytes | None = None
         self._coalescer: WriteCoalescer | None = None
         #: Set by the server when the connection is up; the session starts from it.
         self.on_connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -149,7 +154,18 @@ class ClientConnection(WSListener):
                 return
             if message is not None:
                 self._deliver(*message)
-        # PING is answered by picows (auto-pong); PONG needs nothing.
+        elif msg_type is PING:
+            self._answer_ping(transport, frame.get_payload_as_bytes())
+        # PONG needs nothing.
+
+    def _answer_ping(self, transport: WSTransport, payload: bytes) -> None:
+        """Pong at once, or, while the client is not taking data, only the latest ping when it
+        does again (RFC 6455 §5.5.3 allows that): a flood of pings from a client that does not
+        read cannot queue a pong each."""
+        if self._writes_paused:
+            self._pending_pong = payload
+        else:
+            transport.send(PONG, payload)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         refused = closed_by_picows(transport)
@@ -168,6 +184,9 @@ class ClientConnection(WSListener):
 
     def resume_writing(self) -> None:
         self._writes_paused = False
+        pong, self._pending_pong = self._pending_pong, None
+        if pong is not None and self.transport is not None:
+            self.transport.send(PONG, pong)
         self.resume_reading("own_writes")
         if self._sink is not None:
             self._sink.client_writable(True)
@@ -212,7 +231,7 @@ class ClientConnection(WSListener):
     def _enforce_unsent_cap(self) -> None:
         """A client whose unsent bytes pass the hard cap is dropped: memory is bounded in
         bytes, not only in time (the stall timeout)."""
-        if self.write_buffer_size > MAX_UNSENT_BYTES:
+        if self.write_buffer_size > self._max_unsent_bytes:
             self._end(ClientGone(1013, "client too slow", error="too much unsent data"))
             self.abort()
 

@@ -185,7 +185,7 @@ class SessionEndpoint:
             budget_left=lambda: grant.budget_left(time.time()),
         )
         state.registry.add(record)  # reserves the slot now, so concurrent upgrades see it
-        client = ClientConnection(settings.max_message_bytes)
+        client = ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
         task = asyncio.get_running_loop().create_task(
             self.run_session(record, client, options, grant),
             name=f"session-{session_id}",

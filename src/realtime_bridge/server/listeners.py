@@ -91,7 +91,7 @@ def session_protocol_factory(
             20.0,
             20.0,
             WSAutoPingStrategy.PING_WHEN_IDLE,
-            True,  # auto-pong
+            False,  # auto-pong: off, the channel answers pings itself (ClientConnection)
             max_message_bytes,
             None,  # extra headers: client side only
             READ_BUFFER_BYTES,
