@@ -25,8 +25,9 @@ from realtime_bridge.server import bridge as bridge_module
 from realtime_bridge.server.app import BridgeServer
 from tests.conftest import TEST_KEY, bridge_settings, running_bridge, wait_for_sessions
 from tests.fakes import UpstreamSession, receive_json, running_fake_upstream
+from tests.test_websocket_edges import open_ws
 
-STREAM_BYTES = 64 * 1024 * 1024
+STREAM_BYTES = 128 * 1024 * 1024  # more than all the loopback socket buffers on the way hold
 RSS_GROWTH_LIMIT_MB = 64.0
 SEND_TIMEOUT_S = 2.0
 #: One ~256 KB audio delta (192 000 bytes of PCM16 = 4 s at 24 kHz).
@@ -112,8 +113,11 @@ async def test_stalled_client_memory_is_bounded_and_session_ends(tmp_path: Path)
             aiohttp.ClientSession() as http,
         ):
             baseline = rss_mb(pid)
-            ws = await http.ws_connect(f"ws://127.0.0.1:{port}/v1/realtime", max_msg_size=0)
-            assert (await receive_json(ws))["type"] == "session.created"
+            # A client that really reads nothing: a hand-made WebSocket whose socket is never
+            # read after session.created (aiohttp's client reads ahead into its own buffers,
+            # more or less depending on scheduling, so the bridge did not always see it stall).
+            ws = await open_ws(port)
+            assert b"session.created" in (await ws.recv()).payload
             started = time.monotonic()
             # From here on the client reads nothing while the upstream streams.
             upstream = await fake.next_session()
@@ -132,13 +136,15 @@ async def test_stalled_client_memory_is_bounded_and_session_ends(tmp_path: Path)
                 f"{baseline:.1f} MB -> peak {peak:.1f} MB (growth {growth:.1f} MB); "
                 f"session ended {ended_after:.1f} s after the client stopped reading"
             )
-            assert blocked.is_set(), "the upstream was never slowed down"
-            assert sent < STREAM_BYTES / 2
+            # Held back: the upstream never got its stream through. (How much passed first is
+            # the kernel's socket buffers, which autotune up to tcp_rmem's maximum, 32 MB here;
+            # whether a send then waited a whole second depends on scheduling. Neither is asked.)
+            assert sent < STREAM_BYTES, "the upstream was never slowed down"
             assert growth < RSS_GROWTH_LIMIT_MB
             assert SEND_TIMEOUT_S <= ended_after < SEND_TIMEOUT_S + 10
-            # The client's connection was ended too: draining it ends in a close or an error.
+            # The client's connection was ended too: draining it ends in EOF (it was aborted).
             async with asyncio.timeout(10):
-                while (await ws.receive()).type is aiohttp.WSMsgType.TEXT:
+                while await ws.reader.read(1 << 20):
                     pass
             health = await (await http.get(f"http://127.0.0.1:{port}/health")).json()
             assert health["sessions"] == 0

@@ -266,6 +266,7 @@ class SessionProtocol:
                     ErrorCode.INVALID_AUDIO,
                     f"PCM16 audio must have an even number of bytes, got {len(data)}",
                 )
+            check_converted_size(self._in.src, len(data), None)
             converted = self._in.convert(data)
         except ClientError as error:
             return self._client_error(error)
@@ -369,6 +370,7 @@ class SessionProtocol:
             self.turns.client_audio(now, ms)
             return Routed(to_upstream=(dumps(event) if changed else text,), event_type=APPEND)
         data = decode_audio_b64(audio, src, event_id=client_event_id)
+        check_converted_size(src, len(data), client_event_id)
         ms = src.duration_ms(len(data))
         self.audio_ms_in += ms
         self.turns.client_audio(now, ms)
@@ -585,6 +587,26 @@ class SessionProtocol:
     def _client_error(self, error: ClientError) -> Routed:
         self.error_codes[error.code.value] += 1
         return Routed(to_client=(error_event_text(error),), event_type=None, error=error)
+
+
+#: The API takes at most 15 MiB of base64 audio in one append.
+MAX_UPSTREAM_APPEND_B64 = 15 * 1024 * 1024
+
+
+def check_converted_size(src: AudioFormat, nbytes: int, event_id: str | None) -> None:
+    """Refuse audio whose converted append would exceed what the API accepts in one event
+    (an 8 kHz client's audio triples in size at 24 kHz): ``invalid_audio``, session goes on."""
+    upstream = src.upstream_format()
+    converted = upstream.bytes_for_ms(src.duration_ms(nbytes))
+    if (converted + 2) // 3 * 4 > MAX_UPSTREAM_APPEND_B64:
+        limit_s = MAX_UPSTREAM_APPEND_B64 * 3 // 4 / upstream.bytes_for_ms(1000)
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO,
+            f"Too much audio in one append: at most {limit_s:.0f} s once converted for the "
+            "upstream (the API takes 15 MiB per append); send it in smaller appends.",
+            param="audio",
+            event_id=event_id,
+        )
 
 
 def _serialise(frame: dict[str, Any] | bytes) -> Frame:
