@@ -85,8 +85,11 @@ def test_secrets_round_trip_and_refuse_what_they_should() -> None:
     assert claims.session["x"] == "é" * 2000  # large sessions are deflated, still intact
     assert claims.token_id == "t"
     assert claims.expires_at == 110.0
+    last = minted.value[-1]
     for value, now, reason in (
         (minted.value, 110.0, "expired"),
+        # every other last character, including those that decode to the same signature bytes
+        *((minted.value[:-1] + c, 105.0, "bad signature") for c in "AQgw" if c != last),
         (minted.value[:-1] + ("x" if minted.value[-1] != "x" else "y"), 105.0, "bad signature"),
         ("ek_" + "A" * 40, 105.0, "bad signature"),
         ("sk-not-a-secret", 105.0, "not a client secret"),

@@ -98,10 +98,15 @@ class SecretCodec:
         """The claims of a valid, unexpired secret; raises :class:`SecretRefused`."""
         if not looks_like_secret(value):
             raise SecretRefused("not a client secret")
+        signed = value[len(SECRET_PREFIX) :]
         try:
-            body = self._signer.unsign(value[len(SECRET_PREFIX) :].encode())
+            body = self._signer.unsign(signed.encode())
         except (BadSignature, UnicodeEncodeError):
             raise SecretRefused("bad signature") from None
+        # Base64 has spare bits in its last character: a changed last character can decode to
+        # the same signature. Only the one canonical spelling of a secret is accepted.
+        if not hmac.compare_digest(self._signer.sign(body), signed.encode()):
+            raise SecretRefused("bad signature")
         try:  # signed by us, so well-formed unless the signing key leaked: checked anyway
             data = (
                 zlib.decompress(base64_decode(body[1:]))
