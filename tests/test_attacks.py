@@ -240,3 +240,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_a_huge_append_to_convert_does_not_stall_other_sessions(tmp_path: Path) -> None:
+    """16 MB of 8 kHz PCM16 in one binary frame (17 minutes of audio to resample): before, the
+    loop stopped for over a second; now it is converted a second of audio per loop turn, and
+    another session's round trips go on."""
+    async with bridge(tmp_path) as served, aiohttp.ClientSession() as http:
+        base = f"ws://127.0.0.1:{served.ws_port}/v1/realtime"
+        async with (
+            http.ws_connect(base + "?input_audio_format=pcm16@8000&silence_fill=off") as big,
+            http.ws_connect(base) as other,
+        ):
+            await big.receive()
+            await other.receive()
+            loop = asyncio.get_running_loop()
+
+            async def round_trip() -> float:
+                started = loop.time()
+                await other.send_str('{"type":"conversation.item.retrieve","item_id":"none"}')
+                reply = await asyncio.wait_for(other.receive_json(), 10)
+                assert reply["type"] == "error"
+                return (loop.time() - started) * 1000
+
+            await round_trip()
+            await big.send_bytes(bytes(16 * 1024 * 1024 - 1024))
+            trips = [await round_trip() for _ in range(15)]
+            await big.send_str('{"type":"input_audio_buffer.commit","event_id":"after"}')
+            while True:  # the commit is answered after the whole append, not before it
+                event = await asyncio.wait_for(big.receive_json(), 30)
+                if event["type"] in ("input_audio_buffer.committed", "error"):
+                    break
+            assert event["type"] == "input_audio_buffer.committed"
+    print(f"\nround trips during the conversion: max {max(trips):.1f} ms")
+    assert max(trips) < 250

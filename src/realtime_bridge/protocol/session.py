@@ -43,6 +43,7 @@ from realtime_bridge.protocol.events import (
     peek_type_prefix,
 )
 from realtime_bridge.protocol.handshake import HandshakeOptions
+from realtime_bridge.protocol.slicing import AppendSlicer, needs_slicing
 from realtime_bridge.protocol.startup import SessionStartup
 from realtime_bridge.protocol.translate import beta_to_ga, ga_to_beta, is_beta_client_event
 from realtime_bridge.protocol.turns import ERROR, TURN_EVENTS, TurnKeeper, TurnOutput, TurnSettings
@@ -112,6 +113,8 @@ class SessionProtocol:
         self.usage: dict[str, int] = {}
         self._tokens_used = 0
         self.turns = TurnKeeper(turns)
+        #: A large append being converted a slice at a time (the caller runs it).
+        self.slicer: AppendSlicer | None = None
         #: Fields the operator set (policy, client secret): told upstream first, then locked.
         self.lock = lock
         fields = options.upstream_session_fields()
@@ -172,6 +175,7 @@ class SessionProtocol:
             and inp is not None
             and inp.is_passthrough
             and (self.startup is None or self.startup.done)
+            and getattr(self, "slicer", None) is None
         )
 
     @property
@@ -266,15 +270,38 @@ class SessionProtocol:
                     ErrorCode.INVALID_AUDIO,
                     f"PCM16 audio must have an even number of bytes, got {len(data)}",
                 )
-            check_converted_size(self._in.src, len(data), None)
-            converted = self._in.convert(data)
         except ClientError as error:
             return self._client_error(error)
         ms = self._in.src.duration_ms(len(data))
         self.audio_ms_in += ms
         self.turns.client_audio(now, ms)
+        if needs_slicing(self._in, len(data)):
+            return self._sliced(data, None)
+        converted = self._in.convert(data)
         routed = Routed(to_upstream=(append_event(converted, None),), event_type=APPEND)
         return self._hold_if_starting(routed)
+
+    def _sliced(self, data: bytes, event_id: str | None) -> Routed:
+        """A large append to convert a slice per loop turn (see :mod:`.slicing`); the caller
+        runs :attr:`slicer` and holds later client frames until it is done."""
+        self.slicer = AppendSlicer(self._in, data, event_id)
+        self._refresh_passthrough()
+        return Routed(event_type=APPEND)
+
+    def next_slice(self) -> str | None:
+        """The running slicer's next append (None, and the slicer gone, once it is done)."""
+        slicer = self.slicer
+        if slicer is None:
+            return None
+        frame = slicer.next_frame()
+        if slicer.done:
+            self.slicer = None
+            self._refresh_passthrough()
+        startup = self.startup
+        if frame is not None and startup is not None and startup.holding:
+            startup.hold((frame,))  # the upstream is still being told the session's formats
+            return None
+        return frame
 
     def _route_client_event(self, text: str, event: dict[str, Any], now: float) -> Routed:
         event_type: str = event["type"]
@@ -311,6 +338,7 @@ class SessionProtocol:
             self.turns.client_response_create()
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
             event_id = event.get("event_id")
+            check_item_audio_size(event.get("item"), self._in.src, event_id)
             changed = (
                 convert_item_audio(
                     event.get("item"),
@@ -370,10 +398,11 @@ class SessionProtocol:
             self.turns.client_audio(now, ms)
             return Routed(to_upstream=(dumps(event) if changed else text,), event_type=APPEND)
         data = decode_audio_b64(audio, src, event_id=client_event_id)
-        check_converted_size(src, len(data), client_event_id)
         ms = src.duration_ms(len(data))
         self.audio_ms_in += ms
         self.turns.client_audio(now, ms)
+        if needs_slicing(self._in, len(data)):
+            return self._sliced(data, client_event_id)
         converted = self._in.convert(data)
         return Routed(to_upstream=(append_event(converted, client_event_id),), event_type=APPEND)
 
@@ -591,6 +620,17 @@ class SessionProtocol:
 
 #: The API takes at most 15 MiB of base64 audio in one append.
 MAX_UPSTREAM_APPEND_B64 = 15 * 1024 * 1024
+
+
+def check_item_audio_size(item: object, src: AudioFormat, event_id: object) -> None:
+    """An item's input audio, converted whole, must fit the API's limit too."""
+    content = item.get("content") if isinstance(item, dict) else None
+    for part in content if isinstance(content, list) else ():
+        audio = part.get("audio") if isinstance(part, dict) else None
+        if isinstance(audio, str):
+            check_converted_size(
+                src, len(audio) * 3 // 4, event_id if isinstance(event_id, str) else None
+            )
 
 
 def check_converted_size(src: AudioFormat, nbytes: int, event_id: str | None) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,9 @@ class BridgeSession:
         self._timer: asyncio.TimerHandle | None = None
         #: The client is not read while its frames wait for the upstream's start-up.
         self._holding_paused = False
+        #: A large append is being converted a slice per loop turn; client frames wait.
+        self._slicing = False
+        self._waiting: deque[str | bytes] = deque()
 
     def request_end(self, error: ClientError) -> None:
         """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
@@ -217,10 +221,50 @@ class BridgeSession:
             upstream.hold_writes()
 
     def client_text(self, text: str) -> None:
+        if self._slicing:
+            self._waiting.append(text)  # after the large append being converted
+            return
         self._from_client(self._protocol.from_client_text, text, len(text))
 
     def client_binary(self, data: bytes) -> None:
+        if self._slicing:
+            self._waiting.append(data)
+            return
         self._from_client(self._protocol.from_client_binary, data, len(data))
+
+    # -- large appends, converted a slice per loop turn --------------------------------------
+
+    def _start_slicing(self) -> None:
+        """A large append to convert: a slice per loop turn, the client unread meanwhile and
+        what it already sent kept, in order, for after."""
+        self._slicing = True
+        self._client.pause_reading("convert")
+        asyncio.get_running_loop().call_soon(self._next_slice)
+
+    def _next_slice(self) -> None:
+        if self._ended.done():
+            return
+        try:
+            frame = self._protocol.next_slice()
+            if frame is not None:
+                self._send_upstream((frame,))
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("converting a large append")
+            return
+        if self._protocol.slicer is not None:
+            asyncio.get_running_loop().call_soon(self._next_slice)
+            return
+        self._slicing = False
+        while self._waiting and not self._slicing:  # what came meanwhile, in order
+            item = self._waiting.popleft()
+            if isinstance(item, str):
+                self.client_text(item)
+            else:
+                self.client_binary(item)
+        if not self._slicing:
+            self._client.resume_reading("convert")
 
     def _from_client(
         self, route: Callable[[Any, float], Routed], data: str | bytes, size: int
@@ -248,6 +292,8 @@ class BridgeSession:
             if routed.to_client:
                 self._send_client(routed.to_client)
             self._send_upstream(routed.to_upstream)
+            if self._protocol.slicer is not None and not self._slicing:
+                self._start_slicing()
             if self._protocol.holding_over_limit and not self._holding_paused:
                 self._holding_paused = True  # read no more until the upstream is configured
                 self._client.pause_reading("startup")
