@@ -127,6 +127,8 @@ class QueueSink:
 
     def __init__(self) -> None:
         self.calls: list[str | UpstreamClosed] = []
+        #: Backpressure signals, in order (the local upstream's like a socket's).
+        self.writable: list[bool] = []
         self._queue: asyncio.Queue[str | UpstreamClosed] = asyncio.Queue()
 
     def upstream_text(self, text: str) -> None:
@@ -138,7 +140,7 @@ class QueueSink:
         self._queue.put_nowait(closed)
 
     def upstream_writable(self, writable: bool) -> None:
-        raise AssertionError("the local upstream never signals backpressure")
+        self.writable.append(writable)
 
     async def next(self, timeout: float = EVENT_TIMEOUT) -> str | UpstreamClosed:
         """The next call not yet taken (text or close), waiting at most ``timeout``."""

@@ -191,3 +191,19 @@ async def test_core_failure_in_the_timer_ends_the_session_once(
     await conn.close()
     assert sink.calls.count(INTERNAL_ERROR) == 1
     assert sink.calls[-1] == INTERNAL_ERROR
+
+
+async def test_a_paused_bridge_is_told_to_stop_sending(h: Any) -> None:
+    """Backpressure like a socket's: past a bound of undelivered events, upstream_writable
+    (False); once they are taken again, (True). Nothing is lost."""
+    from realtime_bridge.upstream.local.adapter import MAX_PENDING_EVENTS
+
+    conn, sink = await h.connect_local()
+    conn.pause_reading()
+    for _ in range(MAX_PENDING_EVENTS + 5):  # each one answered with an error event
+        conn.send('{"type":"conversation.item.retrieve","item_id":"none"}')
+    assert sink.writable == [False]
+    conn.resume_reading()
+    assert sink.writable == [False, True]
+    assert sink.types().count("error") == MAX_PENDING_EVENTS + 5
+    await conn.close()

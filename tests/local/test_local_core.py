@@ -636,3 +636,39 @@ def test_input_transcription_placeholder(h: Any) -> None:
 def test_core_rejects_negative_pace() -> None:
     with pytest.raises(ValueError, match="pace"):
         RealtimeCore(pace=-1)
+
+
+def test_limits_like_the_apis(h: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One event, the input buffer and the conversation are bounded, with the API's error
+    shape; the session goes on."""
+    from realtime_bridge.upstream.local import core
+
+    monkeypatch.setattr(core, "MAX_EVENT_BYTES", 4000)
+    monkeypatch.setattr(core, "MAX_INPUT_BUFFER_BYTES", 2400)
+    monkeypatch.setattr(core, "MAX_CONVERSATION_BYTES", 3000)
+    d = h.CoreDriver()
+    d.update(audio={"input": {"turn_detection": None}})
+    (too_big,) = d.send({"type": "input_audio_buffer.append", "audio": "A" * 5000})
+    assert too_big["error"]["code"] == "invalid_request_error"
+    chunk = {"type": "input_audio_buffer.append", "audio": h.b64(bytes(960))}
+    assert d.send(chunk) == []
+    assert d.send(chunk) == []
+    (full,) = d.send({**chunk, "event_id": "evt_3"})
+    assert full["error"]["code"] == "input_audio_buffer_full"
+    assert full["error"]["event_id"] == "evt_3"
+    assert [e["type"] for e in d.send({"type": "input_audio_buffer.clear"})] == [
+        "input_audio_buffer.cleared"
+    ]
+    assert d.send(chunk) == []  # room again
+    text = {"type": "input_text", "text": "x" * 1200}
+    item = {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [text]},
+    }
+    added = d.send(item)
+    assert added[0]["type"] == "conversation.item.added"
+    d.send(item)
+    (refused,) = d.send(item)
+    assert refused["error"]["code"] == "conversation_too_large"
+    d.send({"type": "conversation.item.delete", "item_id": added[0]["item"]["id"]})
+    assert d.send(item)[0]["type"] == "conversation.item.added"  # deleting made room

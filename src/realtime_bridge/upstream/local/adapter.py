@@ -21,6 +21,8 @@ from realtime_bridge.upstream.base import UpstreamClosed, UpstreamRequest, Upstr
 from .core import RealtimeCore
 
 LOCAL_URL = "local://realtime"
+#: Undelivered events past which the bridge is told to stop sending (backpressure).
+MAX_PENDING_EVENTS = 1000
 INTERNAL_ERROR = UpstreamClosed(1011, "local upstream internal error")
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class LocalConnection:
         self._failed = False  # the core raised: the session is over, its close is pending
         self._closed = False  # our own close: nothing is delivered any more
         self._wake = asyncio.Event()
+        self._told_full = False
         core.start(self._loop.time())
         self._pump()
         self._task = asyncio.create_task(self._timer(), name="local-upstream-timer")
@@ -59,6 +62,7 @@ class LocalConnection:
         try:
             self._core.receive(text, self._loop.time())
             self._pump()
+            self._backpressure()
         except Exception as exc:  # a core bug ends this session only, visibly
             logger.exception("local upstream session failed")
             self._task.cancel()
@@ -76,6 +80,18 @@ class LocalConnection:
     def resume_reading(self) -> None:
         self._paused = False
         self._deliver()
+        self._backpressure()
+
+    def _backpressure(self) -> None:
+        """Like a socket's write buffer: while the bridge does not take what this session
+        produced (its client is slow), past a bound the bridge is told to stop sending."""
+        sink = self._sink
+        if sink is None:
+            return
+        full = len(self._pending) > MAX_PENDING_EVENTS
+        if full != self._told_full:
+            self._told_full = full
+            sink.upstream_writable(not full)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self._closed:
@@ -125,6 +141,7 @@ class LocalConnection:
                 await self._sleep()
                 self._pump()
                 self._deliver()
+                self._backpressure()
         except Exception:  # a core (or sink) bug ends this session only, visibly
             logger.exception("local upstream session failed")
             self._fail()

@@ -62,6 +62,11 @@ class Outgoing:
 
 #: Response steps run per ``poll`` at most, so one call never holds the event loop for long.
 STEPS_PER_POLL = 1
+#: Limits like the API's: one client event (15 MiB of base64 audio plus its envelope), the
+#: input audio buffer until it is committed, and what client-created items may hold in all.
+MAX_EVENT_BYTES = 15 * 1024 * 1024 + 4096
+MAX_INPUT_BUFFER_BYTES = 32 * 1024 * 1024
+MAX_CONVERSATION_BYTES = 64 * 1024 * 1024
 
 
 class RealtimeCore:
@@ -90,6 +95,8 @@ class RealtimeCore:
         self._runs: list[ResponseRun] = []
         #: A VAD turn ended while a response was running: its answer follows that one.
         self._response_queued = False
+        #: Bytes the client's own items hold (bounded by MAX_CONVERSATION_BYTES).
+        self._conversation_bytes = 0
         self._ready: list[Outgoing] = []
         self._now = 0.0
         self._started = False
@@ -111,6 +118,11 @@ class RealtimeCore:
         self._flush(now, STEPS_PER_POLL)
         client_event_id: str | None = None
         try:
+            if len(text) > MAX_EVENT_BYTES:
+                raise ApiError(
+                    "invalid_request_error",
+                    f"The event is {len(text)} bytes; at most {MAX_EVENT_BYTES} are accepted.",
+                )
             try:
                 parsed = orjson.loads(text)
             except orjson.JSONDecodeError:
@@ -233,6 +245,12 @@ class RealtimeCore:
             raise ApiError(
                 "invalid_value", "Invalid 'audio': the audio must be base64-encoded.", "audio"
             ) from None
+        if self.buffer.size + len(raw) > MAX_INPUT_BUFFER_BYTES:
+            raise ApiError(
+                "input_audio_buffer_full",
+                "The input audio buffer is full: commit or clear it before appending more.",
+                "audio",
+            )
         added = self.buffer.append(raw)
         if self._vad is None or not added:
             return
@@ -376,6 +394,14 @@ class RealtimeCore:
                 stored.audio += raw
                 stored.audio_ms += fmt.duration_ms(len(raw))
                 stored.fmt = fmt
+        size = len(stored.audio) + len(orjson.dumps(item))
+        if self._conversation_bytes + size > MAX_CONVERSATION_BYTES:
+            raise ApiError(
+                "conversation_too_large",
+                "The conversation holds as much as this server keeps: delete items first.",
+                "item",
+            )
+        self._conversation_bytes += size
         previous = self.conversation.add(stored, previous_id)
         self._emit(
             event("conversation.item.added", previous_item_id=previous, item=public_item(item))
@@ -396,7 +422,10 @@ class RealtimeCore:
 
     def _on_conversation_item_delete(self, ev: dict[str, Any]) -> None:
         item_id = checks.string(checks.required(ev, "item_id", ""), "item_id")
+        stored = self.conversation.get(item_id)  # item_not_found when it is not there
         self.conversation.delete(item_id)
+        size = len(stored.audio) + len(orjson.dumps(stored.item))
+        self._conversation_bytes = max(0, self._conversation_bytes - size)
         self._emit(event("conversation.item.deleted", item_id=item_id))
 
     def _on_conversation_item_truncate(self, ev: dict[str, Any]) -> None:

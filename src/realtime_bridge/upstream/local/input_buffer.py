@@ -23,6 +23,11 @@ class InputAudioBuffer:
         self.total_ms = 0.0
 
     @property
+    def size(self) -> int:
+        """Bytes buffered (not yet committed)."""
+        return len(self._data)
+
+    @property
     def duration_ms(self) -> float:
         return self.fmt.duration_ms(len(self._data))
 
