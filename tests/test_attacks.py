@@ -28,7 +28,10 @@ from tests.test_websocket_edges import (
 )
 
 _MAIN = (
-    "import sys\n"
+    "import os, resource, sys\n"
+    "limit = int(os.environ.pop('NOFILE_LIMIT', '0'))\n"
+    "if limit:\n"
+    "    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))\n"
     "import realtime_bridge.server.listeners as listeners\n"
     "listeners.HANDSHAKE_TIMEOUT_S = float(sys.argv[1])\n"
     "from realtime_bridge.cli import main\n"
@@ -243,9 +246,9 @@ def free_port() -> int:
 
 
 async def test_a_huge_append_to_convert_does_not_stall_other_sessions(tmp_path: Path) -> None:
-    """16 MB of 8 kHz PCM16 in one binary frame (17 minutes of audio to resample): before, the
-    loop stopped for over a second; now it is converted a second of audio per loop turn, and
-    another session's round trips go on."""
+    """8 MB of 8 kHz PCM16 in one binary frame (over 8 minutes of audio to resample): before,
+    the loop stopped for over half a second; now it is converted a second of audio per loop
+    turn, and another session's round trips go on."""
     async with bridge(tmp_path) as served, aiohttp.ClientSession() as http:
         base = f"ws://127.0.0.1:{served.ws_port}/v1/realtime"
         async with (
@@ -264,7 +267,7 @@ async def test_a_huge_append_to_convert_does_not_stall_other_sessions(tmp_path: 
                 return (loop.time() - started) * 1000
 
             await round_trip()
-            await big.send_bytes(bytes(16 * 1024 * 1024 - 1024))
+            await big.send_bytes(bytes(8 * 1024 * 1024))
             trips = [await round_trip() for _ in range(15)]
             await big.send_str('{"type":"input_audio_buffer.commit","event_id":"after"}')
             while True:  # the commit is answered after the whole append, not before it
@@ -274,3 +277,56 @@ async def test_a_huge_append_to_convert_does_not_stall_other_sessions(tmp_path: 
             assert event["type"] == "input_audio_buffer.committed"
     print(f"\nround trips during the conversion: max {max(trips):.1f} ms")
     assert max(trips) < 250
+
+
+async def test_connections_past_the_limit_are_closed_and_said_once(tmp_path: Path) -> None:
+    async with bridge(tmp_path, MAX_CONNECTIONS="5") as served:
+        held = [await asyncio.open_connection("127.0.0.1", served.ws_port) for _ in range(5)]
+        extra = [await asyncio.open_connection("127.0.0.1", served.ws_port) for _ in range(3)]
+        for reader, _ in extra:  # closed at once, without reading anything
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        for _, writer in held + extra:
+            writer.close()
+        async with aiohttp.ClientSession() as http:  # room again once they are gone
+            for _ in range(50):
+                try:
+                    async with http.get(f"http://127.0.0.1:{served.http_port}/metrics") as r:
+                        text = await r.text()
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+    refused = re.search(r'realtime_bridge_refused_total\{reason="connection_limit"\} (\d+)', text)
+    assert refused is not None
+    assert int(refused.group(1)) >= 3
+    warnings = [line for line in served.logs().splitlines() if "refusing connections" in line]
+    assert len(warnings) == 1
+
+
+async def test_running_out_of_descriptors_is_said_and_survived(tmp_path: Path) -> None:
+    """The bridge under a lowered RLIMIT_NOFILE: descriptors run out, the log says so (once
+    per interval), and once they are back a session opens as usual."""
+    async with bridge(tmp_path, NOFILE_LIMIT="40", MAX_CONNECTIONS="1000") as served:
+        held = []
+        for _ in range(60):
+            with contextlib.suppress(OSError):
+                held.append(await asyncio.open_connection("127.0.0.1", served.ws_port))
+        for _ in range(100):  # the bridge looks once a second: wait for its line
+            if "out of file descriptors" in served.logs():
+                break
+            await asyncio.sleep(0.05)
+        for _, writer in held:
+            writer.close()
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.ws_connect(
+                        f"ws://127.0.0.1:{served.ws_port}/v1/realtime"
+                    ) as ws:
+                        assert (await ws.receive_json())["type"] == "session.created"
+                        break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("no session after the descriptors came back")
+    logs = served.logs()
+    assert "out of file descriptors" in logs
+    assert logs.count("out of file descriptors") <= 2

@@ -86,6 +86,7 @@ class Settings(BaseModel):
     bridge_admin_token: SecretStr | None = Field(None, alias="BRIDGE_ADMIN_TOKEN")
     allowed_origins: tuple[str, ...] = Field((), alias="ALLOWED_ORIGINS")
     max_sessions: int = Field(100, alias="MAX_SESSIONS", ge=1)
+    max_connections: int = Field(1000, alias="MAX_CONNECTIONS", ge=2)
     session_idle_timeout_s: float = Field(300.0, alias="SESSION_IDLE_TIMEOUT_S", gt=0)
     session_max_duration_s: float = Field(3600.0, alias="SESSION_MAX_DURATION_S", gt=0)
     max_message_bytes: int = Field(16 * 1024 * 1024, alias="MAX_MESSAGE_BYTES", ge=1024)

@@ -30,7 +30,12 @@ from realtime_bridge.server.http import (
     error_response,
     json_errors,
 )
-from realtime_bridge.server.listeners import listen_http, listen_sessions, listen_shared
+from realtime_bridge.server.listeners import (
+    ConnectionGate,
+    listen_http,
+    listen_sessions,
+    listen_shared,
+)
 from realtime_bridge.server.page import add_page_routes
 from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
@@ -119,26 +124,36 @@ class BridgeServer:
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self.endpoint = SessionEndpoint(self.state)
+        metrics = self.state.metrics
+        self.gate = ConnectionGate(
+            settings.max_connections, metrics.refused if metrics is not None else None
+        )
         self.ws_port = 0
         self.http_port = 0
+        self._descriptor_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
         install_log_filters()
         quiet_picows_logs()
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.gate.loop_exception)
+        self._descriptor_watch = loop.create_task(self.gate.watch_descriptors())
         if s.single_listener:
             runner = await self._http_runner(build_app(self.state, shared=True))
             server = await listen_shared(
-                self.endpoint, runner, s.host, s.ws_port, s.max_message_bytes
+                self.endpoint, runner, s.host, s.ws_port, s.max_message_bytes, self.gate
             )
             self._servers.append(server)
             self.ws_port = self.http_port = _bound_port(server)
         else:
-            server = await listen_sessions(self.endpoint, s.host, s.ws_port, s.max_message_bytes)
+            server = await listen_sessions(
+                self.endpoint, s.host, s.ws_port, s.max_message_bytes, self.gate
+            )
             self._servers.append(server)
             self.ws_port = _bound_port(server)
             runner = await self._http_runner(build_app(self.state))
-            http_server = await listen_http(runner, s.host, s.http_port)
+            http_server = await listen_http(runner, s.host, s.http_port, self.gate)
             self._servers.append(http_server)
             self.http_port = _bound_port(http_server)
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
@@ -168,6 +183,8 @@ class BridgeServer:
         them with ``server_shutting_down`` / 1001. Returns the seconds the drain took."""
         started = time.monotonic()
         self.state.draining = True
+        if self._descriptor_watch is not None:
+            self._descriptor_watch.cancel()
         if len(self.registry):
             log.info(
                 "draining %d session(s) for up to %g s",

@@ -10,7 +10,11 @@ from then on, so routing costs nothing after the first request.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import resource
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -18,7 +22,7 @@ from multidict import CIMultiDict
 from picows import WSAutoPingStrategy, WSUpgradeRequest
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
-from realtime_bridge.observability import DemotedErrors
+from realtime_bridge.observability import DemotedErrors, get_logger
 from realtime_bridge.server.endpoint import SessionEndpoint, is_websocket_upgrade
 
 #: The largest request head read while routing; aiohttp answers anything bigger (431).
@@ -33,17 +37,95 @@ READ_BUFFER_BYTES = 4096
 
 #: A client frame picows refuses is the client's fault: logged at INFO.
 _LOGGER = DemotedErrors(logging.getLogger("picows.server"), logging.INFO)
+log = get_logger("server")
+#: Descriptors left below RLIMIT_NOFILE at which the server says it is running out.
+DESCRIPTOR_MARGIN = 8
+#: A warning about refused connections is logged at most this often (seconds).
+REFUSAL_LOG_INTERVAL_S = 10.0
+
+
+class ConnectionGate:
+    """Connections open at once, across every listener, at most ``limit``: past it a new one is
+    closed at once. Refusals, and running out of file descriptors, are counted and logged (at
+    most one line per :data:`REFUSAL_LOG_INTERVAL_S`)."""
+
+    def __init__(self, limit: int, on_refused: Callable[[str], None] | None = None) -> None:
+        self.limit = limit
+        self._open: set[asyncio.BaseTransport] = set()
+        self._on_refused = on_refused
+        self._last_log = -REFUSAL_LOG_INTERVAL_S
+        self._unlogged = 0
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        if len(self._open) >= self.limit:  # closed ones are dropped only when it matters
+            self._open = {t for t in self._open if not t.is_closing()}
+        if len(self._open) >= self.limit:
+            self.refused("connection_limit", f"at its limit of {self.limit} connections")
+            return False
+        self._open.add(transport)
+        return True
+
+    def refused(self, reason: str, detail: str) -> None:
+        if self._on_refused is not None:
+            self._on_refused(reason)
+        now = time.monotonic()
+        self._unlogged += 1
+        if now - self._last_log >= REFUSAL_LOG_INTERVAL_S:
+            log.warning("refusing connections: %s (%d since the last line)", detail, self._unlogged)
+            self._last_log = now
+            self._unlogged = 0
+
+    async def watch_descriptors(self, interval_s: float = 1.0) -> None:
+        """uvloop (libuv) drops connections it cannot accept for want of descriptors without a
+        word; this says so (rate-limited, counted) when the process is within a few of its
+        limit. Linux only (it reads /proc/self/fd); elsewhere it returns at once."""
+        while True:
+            if not self.check_descriptors():
+                return
+            await asyncio.sleep(interval_s)
+
+    def check_descriptors(self) -> bool:
+        """One look at the descriptors in use; False where they cannot be counted."""
+        fd_dir = "/proc/self/fd"
+        if not os.path.isdir(fd_dir):
+            return False
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        try:
+            used = len(os.listdir(fd_dir))
+        except OSError as exc:  # listing needs a descriptor too: none left is the answer
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            used = soft
+        if soft != resource.RLIM_INFINITY and used >= soft - DESCRIPTOR_MARGIN:
+            self.refused(
+                "out_of_descriptors",
+                f"out of file descriptors ({used} of RLIMIT_NOFILE {soft} in use)",
+            )
+        return True
+
+    def loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """The event loop's exception handler: a failed accept for want of descriptors is
+        said once per interval (with a count), not once per attempt; the rest as usual."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            self.refused("out_of_descriptors", "out of file descriptors (RLIMIT_NOFILE)")
+            return
+        loop.default_exception_handler(context)
 
 
 async def listen_sessions(
-    endpoint: SessionEndpoint, host: str, port: int, max_message_bytes: int
+    endpoint: SessionEndpoint,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    gate: ConnectionGate | None = None,
 ) -> asyncio.Server:
     """The client listener on its own port: every connection goes to the WebSocket protocol,
     through the same head reader as a shared port (so the endpoint knows the client's address,
     and an unfinished head is closed after the handshake timeout)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: FirstRequestRouter(websocket_for(endpoint, max_message_bytes), None),
+        lambda: FirstRequestRouter(websocket_for(endpoint, max_message_bytes), None, gate),
         host,
         port,
         reuse_address=True,
@@ -51,14 +133,16 @@ async def listen_sessions(
     )
 
 
-async def listen_http(runner: web.AppRunner, host: str, port: int) -> asyncio.Server:
+async def listen_http(
+    runner: web.AppRunner, host: str, port: int, gate: ConnectionGate | None = None
+) -> asyncio.Server:
     """The HTTP API on its own port, behind the head reader: a request head not finished within
     the handshake timeout closes the connection (aiohttp itself would wait for ever)."""
     http = runner.server
     assert http is not None, "the runner must be set up first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: FirstRequestRouter(None, http), host, port, reuse_address=True, backlog=1024
+        lambda: FirstRequestRouter(None, http, gate), host, port, reuse_address=True, backlog=1024
     )
 
 
@@ -110,9 +194,11 @@ class FirstRequestRouter(asyncio.Protocol):
         self,
         websocket: Callable[[str | None], asyncio.BaseProtocol] | None,
         http: Callable[[], asyncio.BaseProtocol] | None,
+        gate: ConnectionGate | None = None,
     ) -> None:
         self._websocket = websocket
         self._http = http
+        self._gate = gate
         self._transport: asyncio.BaseTransport | None = None
         self._head = bytearray()
         self._timeout: asyncio.TimerHandle | None = None
@@ -120,6 +206,9 @@ class FirstRequestRouter(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # uvloop's transports do not subclass asyncio.Transport
+        if self._gate is not None and not self._gate.admit(transport):
+            transport.close()
+            return
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         # A connection that never finishes its first request head must not stay open forever.
@@ -189,6 +278,7 @@ async def listen_shared(
     host: str,
     port: int,
     max_message_bytes: int,
+    gate: ConnectionGate | None = None,
 ) -> asyncio.Server:
     """One port for client sessions and the HTTP API."""
     websocket = websocket_for(endpoint, max_message_bytes)
@@ -196,7 +286,7 @@ async def listen_shared(
     assert http is not None, "the runner must be set up first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: FirstRequestRouter(websocket, http),
+        lambda: FirstRequestRouter(websocket, http, gate),
         host,
         port,
         reuse_address=True,
