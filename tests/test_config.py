@@ -130,3 +130,18 @@ def test_secret_values_are_never_echoed() -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings({"UPSTREAM": "azure", "AZURE_OPENAI_API_KEY": "azure-secret-123"})
     assert "azure-secret-123" not in str(raised.value)
+
+
+def test_every_setting_is_in_env_example_and_the_readme() -> None:
+    """`.env.example` lists every variable (SPEC §3), and the README's table names each."""
+    from pathlib import Path
+
+    from realtime_bridge.config import Settings
+
+    repo = Path(__file__).resolve().parents[1]
+    example = (repo / ".env.example").read_text()
+    readme = (repo / "README.md").read_text()
+    for field in Settings.model_fields.values():
+        assert field.alias is not None
+        assert f"\n{field.alias}=" in example, field.alias
+        assert f"`{field.alias}`" in readme, field.alias
