@@ -5,6 +5,7 @@ count and time."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import re
@@ -330,3 +331,67 @@ async def test_running_out_of_descriptors_is_said_and_survived(tmp_path: Path) -
     logs = served.logs()
     assert "out of file descriptors" in logs
     assert logs.count("out of file descriptors") <= 2
+
+
+async def test_fragment_floods_cost_no_memory(tmp_path: Path) -> None:
+    """64 MB of two-byte fragments grew the server by 436 MB: now a message has at most 1 024
+    fragments, each charged 64 bytes, so the flood is cut off at once."""
+    async with bridge(tmp_path) as served:
+        baseline = rss_mb(served.pid)
+        client = await open_ws(served.ws_port)
+        client.writer.write(encode_frame(OP_TEXT, b"{", fin=False))
+        fragment = encode_frame(0x0, b"ab", fin=False)
+        sent = 0
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            for _ in range(64 * 1024 * 1024 // (2 * 4096)):
+                client.writer.write(fragment * 4096)
+                await asyncio.wait_for(client.writer.drain(), 5)
+                sent += len(fragment) * 4096
+        growth = rss_mb(served.pid) - baseline
+        client.writer.transport.abort()
+    print(f"\nfragments: sent {sent / 2**20:.1f} MB before the close; server grew {growth:.1f} MB")
+    assert sent < 8 * 1024 * 1024
+    assert growth < 16
+
+
+async def test_the_local_upstream_bounds_what_a_client_makes_it_keep(tmp_path: Path) -> None:
+    """25 × 8 MB appends with turn detection off grew the local upstream by 210 MB: its input
+    buffer now holds 32 MB until committed, and the rest is refused in the API's shape."""
+    async with bridge(tmp_path) as served, aiohttp.ClientSession() as http:
+        baseline = rss_mb(served.pid)
+        url = f"ws://127.0.0.1:{served.ws_port}/v1/realtime"
+        async with http.ws_connect(url, max_msg_size=0) as ws:
+            await ws.receive()
+            off = {
+                "type": "session.update",
+                "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+            }
+            await ws.send_json(off)
+            await ws.receive()
+            chunk = base64.b64encode(bytes(8 * 1024 * 1024)).decode()
+            codes = []
+            for _ in range(12):
+                await ws.send_str('{"type":"input_audio_buffer.append","audio":"' + chunk + '"}')
+            await ws.send_str('{"type":"conversation.item.retrieve","item_id":"marker"}')
+            while True:
+                event = await asyncio.wait_for(ws.receive_json(), 30)
+                if event["type"] == "error":
+                    codes.append(event["error"]["code"])
+                    if event["error"].get("param") == "item_id":
+                        break
+            growth = rss_mb(served.pid) - baseline
+    assert codes.count("input_audio_buffer_full") == 12 - 4  # 4 × 8 MB fit in 32 MB
+    assert growth < 200  # 96 MB of appends sent; 32 MB kept, plus decoding's transients
+
+
+async def test_info_shows_the_upstream_without_query_or_credentials(tmp_path: Path) -> None:
+    env = {
+        "UPSTREAM": "openai",
+        "OPENAI_API_KEY": "sk-info-test-000",
+        "OPENAI_REALTIME_URL": "ws://127.0.0.1:9/v1/realtime?deployment=x&region=eu",
+    }
+    async with bridge(tmp_path, **env) as served, aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{served.http_port}/info") as response:
+            info = await response.json()
+    assert info["upstream"]["url"] == "ws://127.0.0.1:9/v1/realtime"
+    assert "sk-info-test" not in str(info)
