@@ -672,3 +672,50 @@ def test_limits_like_the_apis(h: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert refused["error"]["code"] == "conversation_too_large"
     d.send({"type": "conversation.item.delete", "item_id": added[0]["item"]["id"]})
     assert d.send(item)[0]["type"] == "conversation.item.added"  # deleting made room
+
+
+def test_nulls_that_mean_not_set_are_accepted_like_the_api(h: Any) -> None:
+    """What LiveKit Agents sends (PROTOCOL §10): response.create with "instructions": null, and
+    a session.update with nulls for fields it leaves alone and noise_reduction: null (off)."""
+    d = h.CoreDriver()
+    updated = d.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "instructions": None,
+                "tools": None,
+                "max_output_tokens": None,
+                "output_modalities": ["text"],
+                "audio": {
+                    "input": {"noise_reduction": None, "format": None},
+                    "output": {"voice": None, "speed": None},
+                },
+            },
+        }
+    )
+    (session_updated,) = updated
+    assert session_updated["type"] == "session.updated"
+    session = session_updated["session"]
+    assert session["instructions"] == d.created["session"]["instructions"]  # unchanged
+    assert session["audio"]["input"]["noise_reduction"] is None
+    assert session["audio"]["output"]["voice"] == d.created["session"]["audio"]["output"]["voice"]
+    events = (
+        d.send(
+            {
+                "type": "response.create",
+                "response": {
+                    "instructions": None,
+                    "metadata": {"client_event_id": "x"},
+                    "tools": None,
+                },
+            }
+        )
+        + d.run_until_idle()
+    )
+    assert "error" not in h.types_of(events)
+    assert events[-2]["type"] == "response.done"
+    assert events[-2]["response"]["status"] == "completed"
+    # A wrong type is still refused with the API's error shape.
+    (error,) = d.send({"type": "response.create", "response": {"instructions": 5}})
+    assert error["error"]["param"] == "response.instructions"

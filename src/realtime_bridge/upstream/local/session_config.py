@@ -99,6 +99,14 @@ def default_session(*, session_id: str, model: str, created_at: int) -> dict[str
     }
 
 
+#: Session fields for which the API reads ``null`` as "leave it as it is". (For
+#: ``turn_detection``, ``transcription``, ``noise_reduction``, ``tracing`` and ``prompt``, null
+#: is a value: off, or none.)
+NULL_IS_UNSET = frozenset(
+    {"model", "instructions", "output_modalities", "tools", "tool_choice", "max_output_tokens"}
+)
+
+
 def apply_session_update(current: dict[str, Any], update: object) -> dict[str, Any]:
     """The merged session after ``update`` (validated first; ``current`` is not modified)."""
     patch = checks.obj(update, "session")
@@ -117,6 +125,8 @@ def apply_session_update(current: dict[str, Any], update: object) -> dict[str, A
         param = f"session.{key}"
         if key in ("id", "object", "expires_at", "type"):
             continue
+        if value is None and key in NULL_IS_UNSET:
+            continue  # as the API: a null here changes nothing (frameworks send them)
         if key == "audio":
             _merge_audio(merged["audio"], checks.obj(value, param), param)
         elif key == "model":
@@ -146,6 +156,8 @@ def _merge_audio(audio: dict[str, Any], patch: dict[str, Any], param: str) -> No
         target = audio["input"]
         for key, value in inp.items():
             sub = f"{param}.input.{key}"
+            if key == "format" and value is None:
+                continue
             if key == "format":
                 target["format"] = audio_format(value, sub)
             elif key == "turn_detection":
@@ -160,6 +172,8 @@ def _merge_audio(audio: dict[str, Any], patch: dict[str, Any], param: str) -> No
         target = audio["output"]
         for key, value in out.items():
             sub = f"{param}.output.{key}"
+            if value is None:
+                continue  # format, voice, speed: null changes nothing
             if key == "format":
                 target["format"] = audio_format(value, sub)
             elif key == "voice":
@@ -297,6 +311,8 @@ def response_overrides(value: object) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, item in params.items():
         param = f"response.{key}"
+        if item is None:
+            continue  # as the API: a null override is no override (LiveKit sends them)
         if key == "output_modalities":
             result[key] = output_modalities(item, param)
         elif key == "instructions":
