@@ -6,6 +6,7 @@ import base64
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from realtime_bridge.upstream.local.core import RealtimeCore
@@ -719,3 +720,26 @@ def test_nulls_that_mean_not_set_are_accepted_like_the_api(h: Any) -> None:
     # A wrong type is still refused with the API's error shape.
     (error,) = d.send({"type": "response.create", "response": {"instructions": 5}})
     assert error["error"]["param"] == "response.instructions"
+
+
+def test_a_transcription_session_validates_and_answers_no_response(h: Any) -> None:
+    """Every event of a transcription session validates against the SDK's GA types."""
+    d = h.CoreDriver(transcription=True)
+    assert d.created["session"]["type"] == "transcription"
+    d.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "transcription",
+                "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}},
+            },
+        }
+    )
+    audio = h.pcm16(np.concatenate([h.silence(300), h.speech("hello there"), h.silence(900)]))
+    events = d.append(audio, chunk=960) + d.run_until_idle()
+    types = h.types_of(events)
+    assert "input_audio_buffer.committed" in types
+    assert types[-1] == "conversation.item.input_audio_transcription.completed"
+    assert not any(t.startswith(("response.", "conversation.item.added")) for t in types)
+    (error,) = d.send({"type": "session.update", "session": {"type": "realtime"}})
+    assert error["error"]["param"] == "session.type"

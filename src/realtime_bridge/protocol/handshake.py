@@ -40,6 +40,8 @@ class HandshakeOptions:
     beta: bool = False
     #: The client's choice of silence fill (None: the server's default).
     silence_fill: bool | None = None
+    #: ``transcription`` for a transcription session (the only intent the API defines).
+    intent: str | None = None
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, beta: bool = False) -> HandshakeOptions:
@@ -61,6 +63,7 @@ class HandshakeOptions:
             binary_audio=query.get("audio") == "binary",
             beta=beta,
             silence_fill=parse_silence_fill(query.get("silence_fill")),
+            intent="transcription" if query.get("intent") == "transcription" else None,
         )
 
     def upstream_session_fields(self) -> dict[str, Any] | None:
@@ -71,7 +74,8 @@ class HandshakeOptions:
         up_out = self.output_format.upstream_format()
         return declared_session_fields(
             up_in.to_ga() if up_in != PCM16_24K else None,
-            up_out.to_ga() if up_out != PCM16_24K else None,
+            # a transcription session has no output
+            up_out.to_ga() if up_out != PCM16_24K and self.intent is None else None,
         )
 
 

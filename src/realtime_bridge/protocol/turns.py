@@ -107,6 +107,7 @@ class TurnKeeper:
         # -- the session as the upstream last confirmed it
         self._vad = False
         self._create_response = True
+        self._transcription = False
         self._silence_ms: float = DEFAULT_SILENCE_MS
         # -- the client's audio clock: until when its audio lasts, played in real time
         self._covered_until = 0.0
@@ -132,6 +133,8 @@ class TurnKeeper:
         """The session as the upstream confirmed it (``session.created`` / ``.updated``)."""
         if not isinstance(session, dict):
             return
+        if session.get("type") == "transcription":
+            self._transcription = True  # no responses: nothing to answer a commit with
         audio = session.get("audio")
         inp = audio.get("input") if isinstance(audio, dict) else None
         if not isinstance(inp, dict) or "turn_detection" not in inp:
@@ -143,7 +146,9 @@ class TurnKeeper:
             self._answer_due = None
             return
         self._vad = True
-        self._create_response = td.get("create_response", True) is not False
+        self._create_response = (
+            td.get("create_response", True) is not False and not self._transcription
+        )
         if td.get("type") == "semantic_vad":
             eagerness = td.get("eagerness", "auto")
             self._silence_ms = SEMANTIC_MAX_WAIT_MS.get(str(eagerness), 4000)

@@ -96,6 +96,7 @@ class BridgeSession:
         time_frames: bool = True,
         on_connected: Callable[[float], None] | None = None,
         charge: Callable[[int, float], bool] | None = None,
+        intent: str | None = None,
     ) -> None:
         self.record = record
         self._client = client
@@ -123,6 +124,7 @@ class BridgeSession:
         self._on_connected = on_connected
         #: Charges a response's tokens to the client's daily budget; False once it is spent.
         self._charge = charge
+        self._intent = intent
         record.rules = self._protocol
         self._ended: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
         record.request_end = self.request_end
@@ -149,7 +151,9 @@ class BridgeSession:
             self._ended.set_result(ending)
 
     async def run(self) -> Ending:
-        request = UpstreamRequest(session_id=self.record.id, model=self.record.model)
+        request = UpstreamRequest(
+            session_id=self.record.id, model=self.record.model, intent=self._intent
+        )
         started = time.monotonic()
         connect = asyncio.ensure_future(self._upstream_kind.connect(request))
         waiters: set[asyncio.Future[Any]] = {connect, self._ended}

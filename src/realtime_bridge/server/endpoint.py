@@ -288,6 +288,7 @@ class SessionEndpoint:
             idle_timeout_s=settings.session_idle_timeout_s,
             max_duration_s=grant.max_duration_s,
             charge=grant.charge if grant.policy.tokens_per_day is not None else None,
+            intent=options.intent,
             log=slog,
             protocol=rules,
             time_frames=state.metrics is not None,

@@ -16,6 +16,9 @@ class UpstreamRequest:
 
     session_id: str
     model: str
+    #: ``transcription`` for a transcription session (``?intent=transcription``): the upstream
+    #: is asked for one, with no model in its URL (the model is the session's transcriber).
+    intent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

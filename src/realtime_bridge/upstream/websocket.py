@@ -276,12 +276,17 @@ class WebSocketUpstream:
     def url(self) -> str:
         return self._url
 
-    def url_for(self, model: str) -> str:
-        """The URL one session connects to (Azure names a deployment, not the client's model)."""
+    def url_for(self, model: str, intent: str | None = None) -> str:
+        """The URL one session connects to (Azure names a deployment, not the client's model;
+        a transcription session names its intent and no model)."""
+        if intent is not None and self._fixed_model is None:
+            return with_query(self._url, intent=intent)
+        if intent is not None:
+            return with_query(self._url, model=self._fixed_model or model, intent=intent)
         return with_query(self._url, model=self._fixed_model or model)
 
     async def connect(self, request: UpstreamRequest) -> UpstreamConnection:
-        url = self.url_for(request.model)
+        url = self.url_for(request.model, request.intent)
         host = urlsplit(url).hostname or ""
         if url.startswith("wss:") and self._ssl is None:
             self._ssl = ssl.create_default_context()  # once: loading CA certificates is slow

@@ -178,7 +178,12 @@ class LocalUpstream:
         return LOCAL_URL
 
     async def connect(self, request: UpstreamRequest) -> LocalConnection:
-        core = RealtimeCore(model=request.model, pace=self.pace, created_at=int(time.time()))
+        core = RealtimeCore(
+            model=request.model,
+            pace=self.pace,
+            created_at=int(time.time()),
+            transcription=request.intent == "transcription",
+        )
         return LocalConnection(core)
 
     async def aclose(self) -> None:

@@ -79,11 +79,19 @@ class RealtimeCore:
         pace: float = 1.0,
         created_at: int = 0,
         session_id: str | None = None,
+        transcription: bool = False,
     ) -> None:
         if pace < 0:
             raise ValueError("pace must be >= 0")
         self.pace = pace
-        self.session = session_config.default_session(
+        #: A transcription session (``?intent=transcription``): transcripts, no responses.
+        self.transcription = transcription
+        make = (
+            session_config.default_transcription_session
+            if transcription
+            else session_config.default_session
+        )
+        self.session = make(
             session_id=session_id or new_id("sess"), model=model, created_at=created_at
         )
         self.conversation = Conversation()
@@ -229,9 +237,12 @@ class RealtimeCore:
         handler(ev)
 
     def _on_session_update(self, ev: dict[str, Any]) -> None:
-        merged = session_config.apply_session_update(
-            self.session, checks.required(ev, "session", "")
+        apply = (
+            session_config.apply_transcription_update
+            if self.transcription
+            else session_config.apply_session_update
         )
+        merged = apply(self.session, checks.required(ev, "session", ""))
         self.session = merged
         self.buffer.reformat(self._input_format())
         self._configure_vad()
@@ -287,7 +298,7 @@ class RealtimeCore:
             )
         )
         self._commit_user_audio(item_id, self.buffer.take_until(vad_event.ms))
-        if td.get("create_response", True):
+        if td.get("create_response", True) and not self.transcription:
             # A response still running (typed text, or not interrupted): this turn's answer
             # follows it, as the API's does.
             self._response_queued = True
@@ -337,12 +348,13 @@ class RealtimeCore:
         self._emit(
             event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
         )
-        self._emit(
-            event("conversation.item.added", previous_item_id=previous, item=public_item(item))
-        )
-        self._emit(
-            event("conversation.item.done", previous_item_id=previous, item=public_item(item))
-        )
+        if not self.transcription:  # a transcription session reports transcripts only
+            self._emit(
+                event("conversation.item.added", previous_item_id=previous, item=public_item(item))
+            )
+            self._emit(
+                event("conversation.item.done", previous_item_id=previous, item=public_item(item))
+            )
         self._transcribe(stored)
 
     def _transcribe(self, stored: StoredItem) -> None:
@@ -466,6 +478,12 @@ class RealtimeCore:
         )
 
     def _on_response_create(self, ev: dict[str, Any]) -> None:
+        if self.transcription:
+            raise ApiError(
+                "invalid_request_error",
+                "Responses cannot be created in a transcription session.",
+                "type",
+            )
         overrides = session_config.response_overrides(ev.get("response"))
         if overrides.get("conversation", "auto") == "auto":
             active = self._active_default_run()

@@ -125,7 +125,8 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, state: _State)
         await ws.close(code=4000, message=b"beta api shape disabled")
         return
     model = request.query.get("model") or DEFAULT_MODEL
-    conn = await state.upstream.connect(UpstreamRequest(new_id("sess"), model))
+    intent = "transcription" if request.query.get("intent") == "transcription" else None
+    conn = await state.upstream.connect(UpstreamRequest(new_id("sess"), model, intent))
     outbox = _Outbox()
     conn.attach(outbox)
     writer = asyncio.create_task(outbox.write_to(ws), name="local-simulator-writer")

@@ -107,6 +107,61 @@ NULL_IS_UNSET = frozenset(
 )
 
 
+#: The transcriber a transcription session starts with.
+DEFAULT_TRANSCRIPTION = {"model": "gpt-4o-transcribe", "language": None, "prompt": ""}
+
+
+def default_transcription_session(
+    *, session_id: str, model: str, created_at: int
+) -> dict[str, Any]:
+    """The session object of a transcription session (``?intent=transcription``): input only,
+    a transcriber, server VAD; ``model`` is unused (the transcriber is the model)."""
+    del model
+    vad = {k: v for k, v in SERVER_VAD_DEFAULTS.items() if k not in _RESPONSE_VAD_KEYS}
+    return {
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "id": session_id,
+        "expires_at": created_at + SESSION_TTL_S,
+        "audio": {
+            "input": {
+                "format": {"type": PCM, "rate": 24000},
+                "transcription": dict(DEFAULT_TRANSCRIPTION),
+                "noise_reduction": None,
+                "turn_detection": vad,
+            }
+        },
+        "include": None,
+    }
+
+
+_RESPONSE_VAD_KEYS = frozenset({"create_response", "interrupt_response", "idle_timeout_ms"})
+
+
+def apply_transcription_update(current: dict[str, Any], update: object) -> dict[str, Any]:
+    """A transcription session's ``session.update``: its type stays ``transcription``; only
+    the input side and ``include`` may change."""
+    patch = checks.obj(update, "session")
+    checks.only_keys(patch, ("type", "audio", "include"), "session")
+    checks.choice(checks.required(patch, "type", "session"), "session.type", ["transcription"])
+    merged = copy.deepcopy(current)
+    if "audio" in patch and patch["audio"] is not None:
+        audio = checks.obj(patch["audio"], "session.audio")
+        checks.only_keys(audio, ("input",), "session.audio")
+        scratch = {"input": merged["audio"]["input"], "output": {}}
+        _merge_audio(scratch, audio, "session.audio")
+        merged["audio"]["input"] = scratch["input"]
+        td = merged["audio"]["input"]["turn_detection"]
+        if isinstance(td, dict):
+            for key in _RESPONSE_VAD_KEYS:
+                td.pop(key, None)
+        if merged["audio"]["input"]["transcription"] is None:
+            merged["audio"]["input"]["transcription"] = dict(DEFAULT_TRANSCRIPTION)
+    if "include" in patch:
+        merged["include"] = copy.deepcopy(patch["include"])
+    return merged
+
+
 def apply_session_update(current: dict[str, Any], update: object) -> dict[str, Any]:
     """The merged session after ``update`` (validated first; ``current`` is not modified)."""
     patch = checks.obj(update, "session")
