@@ -39,6 +39,7 @@ SECRET_VARIABLES = frozenset(
         "BRIDGE_API_KEYS",
         "BRIDGE_ADMIN_TOKEN",
         "BRIDGE_SECRET_KEY",
+        "TWILIO_AUTH_TOKEN",
     }
 )
 
@@ -102,13 +103,20 @@ class Settings(BaseModel):
     client_secret_ttl_s: int = Field(600, alias="CLIENT_SECRET_TTL_S", ge=1)
     client_secret_max_ttl_s: int = Field(7200, alias="CLIENT_SECRET_MAX_TTL_S", ge=1)
     demo_secrets: bool = Field(False, alias="DEMO_SECRETS")
+    public_base_url: str | None = Field(None, alias="PUBLIC_BASE_URL")
+    twilio_auth_token: SecretStr | None = Field(None, alias="TWILIO_AUTH_TOKEN")
+    twilio_instructions: str | None = Field(None, alias="TWILIO_INSTRUCTIONS")
+    twilio_voice: str | None = Field(None, alias="TWILIO_VOICE")
+    twilio_greeting: str | None = Field(None, alias="TWILIO_GREETING")
+    twilio_dtmf: Literal["off", "item", "respond"] = Field("off", alias="TWILIO_DTMF")
+    twilio_parameters: tuple[str, ...] = Field((), alias="TWILIO_PARAMETERS")
     silence_fill: Literal["auto", "off"] = Field("auto", alias="SILENCE_FILL")
     silence_fill_gap_ms: float = Field(200.0, alias="SILENCE_FILL_GAP_MS", ge=20, le=5000)
     commit_response_window_ms: float = Field(
         300.0, alias="COMMIT_RESPONSE_WINDOW_MS", ge=0, le=10000
     )
 
-    @field_validator("bridge_api_keys", "allowed_origins", mode="before")
+    @field_validator("bridge_api_keys", "allowed_origins", "twilio_parameters", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -204,6 +212,7 @@ class Settings(BaseModel):
             self.azure_openai_api_key,
             self.bridge_admin_token,
             self.bridge_secret_key,
+            self.twilio_auth_token,
             *self.bridge_api_keys,
         ]
         return tuple(

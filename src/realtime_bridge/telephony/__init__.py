@@ -1,0 +1,1 @@
+"""Phone calls: a carrier-neutral call core and one small module per media-stream wire format."""
