@@ -128,9 +128,10 @@ async def test_a_client_that_sends_without_reading_cannot_grow_the_server(
         growth = max(peak, rss_mb(served.pid)) - baseline
         print(f"\n{name}: sent {sent / 2**20:.1f} MB without reading; server peak +{growth:.1f} MB")
         # Before, 40 MB of pings grew the server by 240-430 MB: now it stops reading the client
-        # once its replies pile up, so the client cannot even send much.
+        # once its replies pile up. (How much the client still gets to send is the kernel's
+        # socket buffers, which autotune up to 32 MB on loopback: not asked.)
         assert growth < 24
-        assert sent < 24 * 1024 * 1024
+        assert growth < sent / 2**20
 
 
 async def test_model_names_are_checked_and_logs_escape_control_characters(

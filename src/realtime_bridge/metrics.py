@@ -203,10 +203,14 @@ class BridgeMetrics(Collector):
         self._ended = _Ended()
         self._connect = _Histogram(CONNECT_BUCKETS)
         self._refused: Counter[str] = Counter()
+        self._started: Counter[str] = Counter()
         self.registry.register(self)
 
-    def session_started(self, session_id: str, source: SessionSource) -> None:
+    def session_started(
+        self, session_id: str, source: SessionSource, client_kind: str = "realtime"
+    ) -> None:
         self._live[session_id] = source
+        self._started[client_kind] += 1
 
     def session_ended(
         self, session_id: str, reason: str, close_code: int, error_code: str | None = None
@@ -256,6 +260,14 @@ class BridgeMetrics(Collector):
         for (outcome, klass), count in sorted(self._ended.outcomes.items()):
             sessions.add_metric((outcome, klass), count)
         yield sessions
+        started = CounterMetricFamily(
+            "realtime_bridge_sessions_started",
+            "Client sessions started, by kind of client (realtime, twilio).",
+            labels=("client_kind",),
+        )
+        for kind, count in sorted(self._started.items()):
+            started.add_metric((kind,), count)
+        yield started
         yield from _counter(
             "realtime_bridge_events",
             "Events relayed, by direction and event type.",

@@ -215,6 +215,22 @@ class AccessControl:
         self._limit(grant, token_id or "anonymous", now)
         return grant
 
+    def twilio_grant(self) -> Grant:
+        """A media stream Twilio signed: the default policy, no token."""
+        policy = self.policy.default
+        lock = (
+            SessionLock(policy.session, policy.max_output_tokens)
+            if policy.session or policy.max_output_tokens is not None
+            else None
+        )
+        max_duration = self.settings.session_max_duration_s
+        if policy.max_session_s is not None:
+            max_duration = min(max_duration, policy.max_session_s)
+        model = self.settings.openai_model
+        grant = Grant({"kind": "twilio_signature"}, policy, model, lock, max_duration)
+        grant._store, grant._key = self.store, "twilio"
+        return grant
+
     def _model(self, policy: TokenPolicy, claims: SecretClaims | None, asked: str | None) -> str:
         bound = claims.session.get("model") if claims is not None else None
         if isinstance(bound, str):

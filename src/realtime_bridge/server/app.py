@@ -39,6 +39,7 @@ from realtime_bridge.server.listeners import (
 from realtime_bridge.server.page import add_page_routes
 from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
+from realtime_bridge.server.twilio_calls import add_twilio_routes
 from realtime_bridge.store.base import Store
 from realtime_bridge.store.memory import MemoryStore
 from realtime_bridge.upstream.base import Upstream
@@ -97,6 +98,7 @@ def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
     add_page_routes(app)
     add_admin_routes(app)
     add_secret_routes(app)
+    add_twilio_routes(app)
     if shared:
         app.router.add_get("/v1/realtime", upgrade_required)
     return app

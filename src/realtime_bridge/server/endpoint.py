@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from multidict import CIMultiDict
 from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
 
+from realtime_bridge.audio.formats import ULAW_8K
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.metrics import SessionSource
@@ -37,6 +38,8 @@ from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
+from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
+from realtime_bridge.server.twilio_channel import TwilioConnection
 
 log = get_logger("server")
 
@@ -45,6 +48,11 @@ SESSION_PATHS = ("/", "/v1/realtime")
 #: What a model (or Azure deployment) name looks like; anything else is refused at the upgrade,
 #: so it never reaches the logs or the upstream's URL.
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+#: Where Twilio Media Streams connect (TwiML <Stream url="wss://HOST/twilio">).
+TWILIO_PATH = "/twilio"
+#: A call's audio: G.711 µ-law at 8 kHz both ways, passed through and told to the upstream
+#: (Twilio streams continuously, silence included: no silence fill).
+PHONE_OPTIONS = HandshakeOptions(input_format=ULAW_8K, output_format=ULAW_8K, silence_fill=False)
 #: Subprotocols the bridge may select, and only when the client offered them.
 SELECTABLE_SUBPROTOCOLS = ("realtime",)
 #: How long a client whose last frames are still unsent gets to take them after the close.
@@ -124,7 +132,8 @@ class SessionEndpoint:
         headers: CIMultiDict[str] = request.headers
         target = urlsplit(request.path.decode("latin-1"))
         query = dict(parse_qsl(target.query))
-        if target.path not in SESSION_PATHS:
+        phone = target.path == TWILIO_PATH
+        if target.path not in SESSION_PATHS and not phone:
             return refusal(404, "not_found", f"No such endpoint: {target.path}")
         model = query.get("model")
         if model is not None and not MODEL_NAME.fullmatch(model):
@@ -146,8 +155,19 @@ class SessionEndpoint:
         # Then the operator's policy (model, rate, concurrency, budget), all before any
         # upstream connection is opened.
         assert state.access is not None
+        if phone and settings.twilio_auth_token is not None:
+            # Twilio signs the stream's URL; a valid signature is the credential (Twilio
+            # cannot present a bridge token), checked before any upstream connection.
+            if not twilio_signed(settings, headers, request.path.decode("latin-1")):
+                log.info("Twilio stream refused: bad signature", extra={"client": peer})
+                return self._refuse(
+                    ErrorCode.FORBIDDEN_ORIGIN, "The X-Twilio-Signature is missing or wrong."
+                )
+            grant = state.access.twilio_grant()
+        else:
+            grant = None
         try:
-            grant = state.access.admit_upgrade(
+            grant = grant or state.access.admit_upgrade(
                 headers=headers,
                 query=query,
                 own_origins=own_origins(state.http_url, settings.host, headers.get("Host")),
@@ -167,11 +187,11 @@ class SessionEndpoint:
             )
             retry = getattr(refused, "retry_after_s", None)
             return self._refuse(refused.code, refused.message, retry)
-        refused_now = self._after_admission(headers, query)
+        refused_now = self._after_admission(headers, {} if phone else query)
         if isinstance(refused_now, WSUpgradeResponseWithListener):
             grant.release()
             return refused_now
-        options = refused_now
+        options = PHONE_OPTIONS if phone else refused_now
         # picows accepts only "Connection: upgrade"; browsers may send "keep-alive, Upgrade".
         headers["Connection"] = "upgrade"
 
@@ -183,9 +203,19 @@ class SessionEndpoint:
             upstream=state.upstream.kind,
             credential=grant.credential,
             budget_left=lambda: grant.budget_left(time.time()),
+            client_kind="twilio" if phone else "realtime",
         )
         state.registry.add(record)  # reserves the slot now, so concurrent upgrades see it
-        client = ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
+        client = (
+            TwilioConnection(
+                settings.max_message_bytes,
+                settings.client_max_unsent_bytes,
+                dtmf=settings.twilio_dtmf,
+                greeting=settings.twilio_greeting,
+            )
+            if phone
+            else ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
+        )
         task = asyncio.get_running_loop().create_task(
             self.run_session(record, client, options, grant),
             name=f"session-{session_id}",
@@ -252,6 +282,11 @@ class SessionEndpoint:
             except TimeoutError:
                 return  # the upgrade never completed
             record.client = client.peer
+            if isinstance(client, TwilioConnection):
+                started = await wait_for_start(client, record, state.settings)
+                if started is None:
+                    return
+                grant.lock = call_lock(grant.lock, grant.policy, started, state.settings)
             await self._relay(record, client, options, grant)
         except Exception:
             log.exception("unexpected error in session %s", record.id)
@@ -272,8 +307,16 @@ class SessionEndpoint:
         slog = session_logger(record.id)
         rules = SessionProtocol(options, turns=turn_settings(settings, options), lock=grant.lock)
         if state.metrics is not None:
-            state.metrics.session_started(record.id, SessionSource(record.counters, rules))
-        start_fields = {"client": record.client, "model": record.model, "upstream": record.upstream}
+            state.metrics.session_started(
+                record.id, SessionSource(record.counters, rules), record.client_kind
+            )
+        start_fields = {
+            "client": record.client,
+            "model": record.model,
+            "upstream": record.upstream,
+            "client_kind": record.client_kind,
+            **(record.call or {}),
+        }
         credential = grant.credential
         if credential.get("kind") == "token":
             start_fields["client_token"] = str(credential["id"])
@@ -324,8 +367,19 @@ class SessionEndpoint:
                 "audio_out_s": record.audio_seconds["upstream_to_client"],
                 "usage": record.usage,
                 "turns": record.turns,
+                **call_summary(record, client),
             },
         )
+
+
+def call_summary(record: SessionRecord, client: ClientConnection) -> dict[str, object]:
+    """A phone call's ids and what it carried, for its end line and ``/sessions``."""
+    if not isinstance(client, TwilioConnection) or client.call is None:
+        return {}
+    stats = client.call.stats
+    summary = {**(record.call or {}), "barge_ins": stats.barge_ins, "dtmf": stats.dtmf}
+    record.call = summary
+    return summary
 
 
 def _abort_if_unflushed(client: ClientConnection) -> None:

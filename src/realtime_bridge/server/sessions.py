@@ -55,6 +55,10 @@ class SessionRecord:
     credential: dict[str, Any] = field(default_factory=dict)
     #: Tokens left of the client's daily budget (None: no budget).
     budget_left: Callable[[], int | None] | None = None
+    #: ``realtime`` or ``twilio`` (a low-cardinality label in metrics).
+    client_kind: str = "realtime"
+    #: A phone call's ids and what it carried (call SID, stream SID, DTMF, barge-ins).
+    call: dict[str, Any] | None = None
 
     @property
     def client_to_upstream(self) -> Traffic:
@@ -122,6 +126,8 @@ class SessionRecord:
             "usage": self.usage,
             "turns": self.turns,
             "credential": self.credential,
+            "client_kind": self.client_kind,
+            **({"call": self.call} if self.call is not None else {}),
             "budget": {"tokens_left_today": self.budget_left() if self.budget_left else None},
         }
 
