@@ -14,12 +14,13 @@ import asyncio
 from collections import deque
 
 import orjson
-from picows import WSMsgType, WSTransport
+from picows import WSFrame, WSMsgType, WSTransport
 
 from realtime_bridge.observability import get_logger
 from realtime_bridge.server.channel import ClientConnection, ClientGone, ClientSink
 from realtime_bridge.telephony import twilio
 from realtime_bridge.telephony.call import CallCore, CallOutput
+from realtime_bridge.wsframes import TEXT
 
 log = get_logger("twilio")
 #: What the caller sends before the session is up is kept (20 ms a message: 10 s).
@@ -51,7 +52,22 @@ class TwilioConnection(ClientConnection):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         super().on_ws_connected(transport)
-        self.resume_reading("attach")  # Twilio is read at once: its start configures the session
+        # Twilio is read at once: its start message configures the session.
+        self._read_blocks.discard("attach")
+        transport.underlying_transport.resume_reading()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """Twilio's messages are whole text frames, handled as they come (before the session
+        is attached too); anything else takes the general path (close, ping, bad frames)."""
+        if (
+            frame.msg_type is TEXT
+            and frame.fin
+            and self._gone is None
+            and frame.payload_size <= self._max_message_bytes
+        ):
+            self._deliver(TEXT, frame.get_payload_as_bytes())
+            return
+        super().on_ws_frame(transport, frame)
 
     def attach(self, sink: ClientSink) -> None:
         super().attach(sink)
