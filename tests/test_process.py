@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 import pytest
 
 from tests.fakes import closed_port
@@ -284,6 +285,46 @@ async def test_a_backend_mints_a_secret_from_a_bridge_process_and_a_page_talks_w
                 if event["type"] == "response.done":
                     break
         assert text == "minted and answered"
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_the_call_simulator_hears_a_phone_call_answered(tmp_path: Path) -> None:
+    """`make run` with no key, then `realtime-bridge call`: a phone call answered by the local
+    upstream, in one command (the README's phone section)."""
+    from realtime_bridge.audio import g711
+
+    port = closed_port()
+    process = await start(tmp_path, "--ws-port", str(port), "--http-port", str(port))
+    try:
+        await ready_line(process)
+        wav = Path(__file__).resolve().parent / "fixtures" / "speech-hello-8k-ulaw.wav"
+        out = tmp_path / "answer.wav"
+        call = await asyncio.create_subprocess_exec(
+            COMMAND,
+            "call",
+            "--wav",
+            str(wav),
+            "--out",
+            str(out),
+            f"ws://127.0.0.1:{port}/twilio",
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(call.communicate(), 60)
+        assert call.returncode == 0, stderr.decode()
+        assert "heard" in stdout.decode()
+        blob = out.read_bytes()
+        data = blob[blob.index(b"data") + 8 :]
+        heard = np.frombuffer(g711.ulaw_to_pcm16(data), "<i2").astype(np.float64)
+        assert len(heard) / 8000 > 1.0
+        assert np.sqrt(np.mean(heard**2)) > 300
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     finally:

@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a client token's non-secret id (as BRIDGE_POLICY_FILE and /sessions name it)",
     )
     token_id.add_argument("token", help="one of the BRIDGE_API_KEYS")
+    call = commands.add_parser(
+        "call",
+        help="place an offline phone call: a WAV played to a bridge as Twilio would play it",
+    )
+    call.add_argument("--wav", required=True, help="what the caller says (PCM16 or G.711 WAV)")
+    call.add_argument("--out", required=True, help="where to write what the caller heard (WAV)")
+    call.add_argument(
+        "url",
+        nargs="?",
+        default=None,
+        help="the bridge's stream (default ws://HOST:WS_PORT/twilio)",
+    )
+    call.add_argument("--token", default=None, help="a bridge token (?token=), if it needs one")
     simulator = commands.add_parser(
         "simulator", help="serve the local upstream alone at ws://HOST:PORT/v1/realtime"
     )
@@ -100,11 +113,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"realtime-bridge: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level, settings.log_format, settings.secret_values())
+    if args.command == "call":
+        return _call(args, settings)
     if args.command == "simulator":
         return _run(lambda: _simulator(settings.host, args.port, settings.local_audio_pace))
     from realtime_bridge.server.app import serve
 
     return _run(lambda: serve(settings))
+
+
+def _call(args: argparse.Namespace, settings: Settings) -> int:
+    from realtime_bridge.telephony.phone import describe, run_call
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.url or f"ws://{host}:{settings.ws_port}/twilio"
+    if args.token:
+        url += ("&" if "?" in url else "?") + f"token={args.token}"
+    try:
+        result = asyncio.run(run_call(url, Path(args.wav), Path(args.out)))
+    except (OSError, ValueError, aiohttp_errors()) as exc:
+        print(f"realtime-bridge call: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
+    print(describe(result, Path(args.out)))
+    return EXIT_OK
+
+
+def aiohttp_errors() -> type[Exception]:
+    import aiohttp
+
+    return aiohttp.ClientError
 
 
 async def _simulator(host: str, port: int, pace: float) -> None:
