@@ -23,6 +23,7 @@ import pytest
 from realtime_bridge.audio import g711
 from realtime_bridge.server.app import BridgeServer
 from realtime_bridge.upstream.local.adapter import LocalUpstream
+from realtime_bridge.upstream.local.server import running_simulator
 from tests.conftest import TEST_KEY, running_bridge
 from tests.fakes import UpstreamSession, running_fake_upstream
 from tests.recordings import read_wav
@@ -45,6 +46,7 @@ class Phone:
     other: list[dict[str, Any]] = field(default_factory=list)
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     realtime: bool = True
+    ended: asyncio.Event = field(default_factory=asyncio.Event)  # the bridge closed the stream
     _position_start: float = 0.0
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -91,6 +93,7 @@ class Phone:
         while True:
             msg = await self.ws.receive()
             if msg.type is not aiohttp.WSMsgType.TEXT:
+                self.ended.set()
                 return
             message = orjson.loads(msg.data)
             event = message.get("event")
@@ -167,10 +170,27 @@ def responses_done(bridge: BridgeServer) -> int:
     return total
 
 
-async def test_three_turns_answered_on_the_local_upstream() -> None:
+@contextlib.asynccontextmanager
+async def bridge_on(kind: str, **env: str) -> AsyncIterator[BridgeServer]:
+    """A bridge on the in-process local upstream, or on the simulator over a socket (GA only,
+    as the API)."""
+    if kind == "local":
+        async with running_bridge(LocalUpstream(pace=0.0), UPSTREAM="local", **env) as bridge:
+            yield bridge
+        return
+    async with running_simulator("127.0.0.1", 0, 0.0) as port:
+        url = f"ws://127.0.0.1:{port}/v1/realtime"
+        async with running_bridge(
+            UPSTREAM="openai", OPENAI_API_KEY="sk-test", OPENAI_REALTIME_URL=url, **env
+        ) as bridge:
+            yield bridge
+
+
+@pytest.mark.parametrize("kind", ["local", "simulator-as-upstream"])
+async def test_three_turns_answered(kind: str) -> None:
     recording = read_wav("speech-three-turns-8k-ulaw.wav").data
     async with (
-        running_bridge(LocalUpstream(pace=0.0), UPSTREAM="local") as bridge,
+        bridge_on(kind) as bridge,
         phone(bridge, realtime=False) as p,
     ):
         await p.say(recording, speed=4.0)
@@ -354,3 +374,39 @@ async def test_signatures_are_required_when_the_auth_token_is_set() -> None:
             p = Phone(ws)
             await p.start()
             await asyncio.wait_for(up.ready.wait(), 5)
+
+
+async def test_the_call_is_configured_from_settings_and_allowed_parameters() -> None:
+    env = {
+        "TWILIO_INSTRUCTIONS": "You answer the phone for ACME.",
+        "TWILIO_VOICE": "marin",
+        "TWILIO_GREETING": "ACME, how can I help?",
+        "TWILIO_PARAMETERS": "instructions",
+    }
+    async with scripted_bridge(**env) as (bridge, up):
+        async with phone(bridge, instructions="You answer for the night shift.", voice="x") as p:
+            update = await up.wait_for("session.update")
+            greeting = await up.wait_for("response.create")
+            assert p is not None
+    session = update["session"]
+    assert session["instructions"] == "You answer for the night shift."  # an allowed parameter
+    assert session["audio"]["output"]["voice"] == "marin"  # "voice" is not allowed: the setting
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert "ACME, how can I help?" in greeting["response"]["instructions"]
+
+
+async def test_hang_up_mid_answer_and_the_upstream_ending_the_call() -> None:
+    async with running_bridge(LocalUpstream(pace=1.0), UPSTREAM="local") as bridge:
+        async with phone(bridge) as p:
+            await p.say(speech_ulaw(3.0) + b"\xff" * 8000, speed=4.0)
+            while not p.audio:  # the answer is playing
+                p.acked.clear()
+                await asyncio.wait_for(p.acked.wait(), 10)
+            await p.send({"event": "stop", "streamSid": STREAM_SID})
+            hung_up = time.monotonic()
+            await asyncio.wait_for(bridge.registry.wait_for_count(0, 5), 5)
+            assert time.monotonic() - hung_up < 1.0
+    async with scripted_bridge() as (bridge, up), phone(bridge) as p:
+        await asyncio.wait_for(up.ready.wait(), 5)
+        await up.ws.close(code=1000)
+        await asyncio.wait_for(p.ended.wait(), 5)  # the upstream's end ended the stream

@@ -237,6 +237,15 @@ class SessionProtocol:
             return self._client_error(error)
         return self._hold_if_starting(routed)
 
+    def from_bridge_text(self, text: str, now: float = 0.0) -> Routed:
+        """An event the bridge itself sends on the client's behalf (a phone call's greeting):
+        routed as a client event, but the operator's locks are the bridge's own to bend."""
+        lock, self.lock = self.lock, None
+        try:
+            return self.from_client_text(text, now)
+        finally:
+            self.lock = lock
+
     def passthrough_client(self, payload: bytes | memoryview, now: float = 0.0) -> bool:
         """The hot path, for a text frame still in bytes: True when it is a valid audio append
         that goes upstream unchanged (the caller forwards ``payload`` as it is; the audio is

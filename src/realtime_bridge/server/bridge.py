@@ -230,6 +230,11 @@ class BridgeSession:
             return
         self._from_client(self._protocol.from_client_text, text, len(text))
 
+    def own_text(self, text: str) -> None:
+        """An event of the bridge's own for the upstream (a call's greeting), in order with
+        the client's."""
+        self._from_client(self._protocol.from_bridge_text, text, len(text))
+
     def client_binary(self, data: bytes) -> None:
         if self._slicing:
             self._waiting.append(data)

@@ -63,6 +63,11 @@ class ClientSink(Protocol):
 
     def client_binary(self, data: bytes) -> None: ...
 
+    def own_text(self, text: str) -> None:
+        """An event the bridge sends itself (a call's greeting), not subject to the client's
+        locks."""
+        ...
+
     def client_gone(self, gone: ClientGone) -> None:
         """The client closed, vanished, or broke the protocol (called once)."""
         ...

@@ -74,7 +74,8 @@ class TwilioConnection(ClientConnection):
         early = list(self._to_session)
         self._to_session.clear()
         if self.call is not None:
-            early += self.call.started().to_bridge  # the greeting, when there is one
+            for event in self.call.started().to_bridge:  # the greeting, when there is one
+                sink.own_text(event)
         for event in early:
             sink.client_text(event)
 
