@@ -45,6 +45,7 @@ pytest: $(VENV)/.installed-test system-deps
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed-test
+	$(PIP) install -e '.[test,bench]'
 	$(BIN)/python bench/relay.py --bridge-metrics both --repeats 5
 	$(BIN)/python bench/codec.py
 	$(BIN)/python bench/session_rules.py
@@ -52,6 +53,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/turns.py
 	$(BIN)/python bench/local_lag.py
 	$(BIN)/python bench/client_secrets.py
+	$(BIN)/python bench/twilio_calls.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick
