@@ -488,6 +488,13 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         " runs); trust CPU per message and medians more than p99. KB/session at N=10 is mostly"
         " noise (allocator arenas, lazy imports).",
         "",
+        "## Phone calls",
+        "",
+        "100 simulated Twilio calls through the bridge and through a relay written like"
+        " Twilio's published FastAPI sample, in the same run: the bridge at 0.48× the sample's"
+        " CPU per message, 0 lost. The table and the method are in"
+        " [benchmarks-sessions.md](benchmarks-sessions.md#phone-calls-benchtwilio_callspy).",
+        "",
         "## How to reproduce",
         "",
         "```sh",
@@ -499,6 +506,7 @@ def render_markdown(agg: Agg, meta: dict[str, Any]) -> str:
         ".venv/bin/python bench/relay_chain.py      # the bridge's own work per frame, no sockets",
         ".venv/bin/python bench/turns.py            # silence fill (docs/benchmarks-sessions.md)",
         ".venv/bin/python bench/local_lag.py        # the local upstream and the event loop",
+        ".venv/bin/python bench/twilio_calls.py     # 100 phone calls, against Twilio's sample",
         "```",
         "",
         "Needs Node ≥ 18 with npm (the script installs `ws` into `bench/peers/node_modules`) and"
