@@ -410,3 +410,23 @@ async def test_hang_up_mid_answer_and_the_upstream_ending_the_call() -> None:
         await asyncio.wait_for(up.ready.wait(), 5)
         await up.ws.close(code=1000)
         await asyncio.wait_for(p.ended.wait(), 5)  # the upstream's end ended the stream
+
+
+async def test_malformed_and_out_of_order_messages_are_logged_and_survived(
+    captured_logs: list[str],
+) -> None:
+    async with scripted_bridge() as (bridge, up), aiohttp.ClientSession() as http:
+        async with http.ws_connect(f"ws://127.0.0.1:{bridge.ws_port}/twilio") as ws:
+            p = Phone(ws)
+            payload = base64.b64encode(b"\xff" * 160).decode()
+            await p.send({"event": "media", "streamSid": STREAM_SID, "media": {"payload": payload}})
+            await p.start()  # after media: that media is dropped, the call starts
+            await asyncio.wait_for(up.ready.wait(), 5)
+            await ws.send_str('{"event":"media","media":{}}')  # no payload
+            await ws.send_str("[1,2,3]")
+            await p.send({"event": "media", "streamSid": STREAM_SID, "media": {"payload": payload}})
+            append = await up.wait_for("input_audio_buffer.append")
+            assert append["audio"] == payload  # the call went on
+    logs = "".join(captured_logs)
+    assert "Twilio message before start ignored" in logs
+    assert logs.count("malformed Twilio message ignored") == 2
