@@ -8,7 +8,7 @@ from typing import Any
 
 from realtime_bridge.audio.convert import Converter, decode_audio_b64
 from realtime_bridge.audio.formats import AudioFormat
-from realtime_bridge.errors import ClientError
+from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.protocol.events import dumps
 
 APPEND = "input_audio_buffer.append"
@@ -122,9 +122,43 @@ def show_client_formats(
     return changed
 
 
+#: The API takes at most 15 MiB of base64 audio in one append.
+MAX_UPSTREAM_APPEND_B64 = 15 * 1024 * 1024
+
+
+def check_item_audio_size(item: object, src: AudioFormat, event_id: object) -> None:
+    """An item's input audio, converted whole, must fit the API's limit too."""
+    content = item.get("content") if isinstance(item, dict) else None
+    for part in content if isinstance(content, list) else ():
+        audio = part.get("audio") if isinstance(part, dict) else None
+        if isinstance(audio, str):
+            check_converted_size(
+                src, len(audio) * 3 // 4, event_id if isinstance(event_id, str) else None
+            )
+
+
+def check_converted_size(src: AudioFormat, nbytes: int, event_id: str | None) -> None:
+    """Refuse audio whose converted append would exceed what the API accepts in one event
+    (an 8 kHz client's audio triples in size at 24 kHz): ``invalid_audio``, session goes on."""
+    upstream = src.upstream_format()
+    converted = upstream.bytes_for_ms(src.duration_ms(nbytes))
+    if (converted + 2) // 3 * 4 > MAX_UPSTREAM_APPEND_B64:
+        limit_s = MAX_UPSTREAM_APPEND_B64 * 3 // 4 / upstream.bytes_for_ms(1000)
+        raise ClientError(
+            ErrorCode.INVALID_AUDIO,
+            f"Too much audio in one append: at most {limit_s:.0f} s once converted for the "
+            "upstream (the API takes 15 MiB per append); send it in smaller appends.",
+            param="audio",
+            event_id=event_id,
+        )
+
+
 __all__ = [
+    "MAX_UPSTREAM_APPEND_B64",
     "append_event",
     "b64_duration_ms",
+    "check_converted_size",
+    "check_item_audio_size",
     "convert_item_audio",
     "delta_frame",
     "delta_size",
