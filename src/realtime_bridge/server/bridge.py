@@ -15,22 +15,25 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from realtime_bridge.errors import (
-    ERROR_POLICY,
     ClientError,
-    CloseCode,
     ErrorCode,
     UpstreamError,
     UpstreamUnavailable,
-    is_sendable_close_code,
 )
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text, peek_type
 from realtime_bridge.protocol.session import APPEND, Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection, ClientGone
+from realtime_bridge.server.endings import (
+    CLIENT_STALLED,
+    Ending,
+    ending_for_error,
+    stall_check,
+    upstream_ending,
+)
 from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.upstream.base import (
     Upstream,
@@ -48,7 +51,6 @@ UPSTREAM_CLOSE_TIMEOUT_S = 1.0
 #: socket is then aborted), a stalled upstream with ``upstream_unavailable`` and close 1014.
 CLIENT_SEND_TIMEOUT_S = 10.0
 UPSTREAM_SEND_TIMEOUT_S = 10.0
-CLIENT_STALLED = "client_stalled"
 #: Keep-alive: a client quiet for this long gets a ping, as the API pings its clients (about
 #: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog, which needs
 #: no timer per frame.
@@ -56,22 +58,6 @@ CLIENT_PING_INTERVAL_S = 20.0
 # Bound once: read on every relayed frame.
 _perf_counter_ns = time.perf_counter_ns
 _monotonic = time.monotonic
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    """Why a session ends and how the client is told."""
-
-    reason: str
-    close_code: int
-    close_message: str = ""
-    error: ClientError | None = None
-    client_gone: bool = False
-
-
-def ending_for_error(error: ClientError, reason: str) -> Ending:
-    code = ERROR_POLICY[error.code].close_code or CloseCode.NORMAL
-    return Ending(reason, int(code), error.code.value, error=error)
 
 
 class BridgeSession:
@@ -440,7 +426,7 @@ class BridgeSession:
         self._client.hold_writes()
 
     def upstream_closed(self, closed: UpstreamClosed) -> None:
-        self._end(self._upstream_ending(closed))
+        self._end(upstream_ending(closed))
 
     def upstream_writable(self, writable: bool) -> None:
         """Backpressure the other way: an upstream not taking data holds the client back."""
@@ -468,45 +454,13 @@ class BridgeSession:
 
     def _stall_check(self, now: float) -> tuple[Ending | None, float]:
         """A stalled peer's ending (or None), and when to check next."""
-        client_since = self._client_paused_since
-        if client_since is not None and now - client_since >= CLIENT_SEND_TIMEOUT_S:
-            message = f"client too slow: took no frame for {CLIENT_SEND_TIMEOUT_S:g} s"
-            ending = Ending(
-                CLIENT_STALLED, int(CloseCode.TRY_AGAIN_LATER), message, client_gone=True
-            )
-            return ending, now
-        upstream_since = self._upstream_paused_since
-        if upstream_since is not None and now - upstream_since >= UPSTREAM_SEND_TIMEOUT_S:
-            message = f"The upstream took no message for {UPSTREAM_SEND_TIMEOUT_S:g} s."
-            error = ClientError(ErrorCode.UPSTREAM_UNAVAILABLE, message)
-            return ending_for_error(error, "upstream_stalled"), now
-        client_check = (
-            client_since + CLIENT_SEND_TIMEOUT_S
-            if client_since is not None
-            else now + CLIENT_SEND_TIMEOUT_S / 2
+        return stall_check(
+            now,
+            self._client_paused_since,
+            self._upstream_paused_since,
+            CLIENT_SEND_TIMEOUT_S,
+            UPSTREAM_SEND_TIMEOUT_S,
         )
-        upstream_check = (
-            upstream_since + UPSTREAM_SEND_TIMEOUT_S
-            if upstream_since is not None
-            else now + UPSTREAM_SEND_TIMEOUT_S / 2
-        )
-        return None, min(client_check, upstream_check)
-
-    def _upstream_ending(self, closed: UpstreamClosed) -> Ending:
-        if closed.protocol_error:
-            error = ClientError(
-                ErrorCode.UPSTREAM_CLOSED,
-                f"The upstream broke the WebSocket protocol ({closed.reason}).",
-            )
-            return ending_for_error(error, "upstream_protocol_error")
-        if closed.code is None:
-            error = ClientError(
-                ErrorCode.UPSTREAM_CLOSED, "The upstream connection ended without a close frame."
-            )
-            return ending_for_error(error, "upstream_lost")
-        if not is_sendable_close_code(closed.code):
-            return Ending("upstream_closed", int(CloseCode.NORMAL), closed.reason)
-        return Ending("upstream_closed", closed.code, closed.reason)
 
     async def _watch(self) -> Ending:
         """Wait for the ending; meanwhile end the session after the idle timeout or the maximum

@@ -34,8 +34,9 @@ from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta
 from realtime_bridge.protocol.turns import TurnSettings
 from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
 from realtime_bridge.server.admission import offered_subprotocols, own_origins
-from realtime_bridge.server.bridge import CLIENT_STALLED, BridgeSession
+from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.channel import ClientConnection
+from realtime_bridge.server.endings import CLIENT_STALLED
 from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
 from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
