@@ -1,0 +1,152 @@
+"""The relay session's own work, beside relaying: large appends converted a slice per loop
+turn (later client frames held in order meanwhile), the protocol's clock (silence fill, the
+answer after a commit, the start-up timeout) and the client's token budget. Part of
+:class:`~realtime_bridge.server.bridge.BridgeSession`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from realtime_bridge.errors import ClientError, ErrorCode, UpstreamError
+from realtime_bridge.observability import SessionLogger
+from realtime_bridge.protocol.events import peek_type
+from realtime_bridge.protocol.session import Routed, SessionProtocol
+from realtime_bridge.server.channel import ClientConnection
+from realtime_bridge.server.endings import Ending, ending_for_error
+
+_monotonic = time.monotonic
+
+
+class SessionChores:
+    """What a :class:`BridgeSession` does besides relaying (its state is the session's)."""
+
+    _protocol: SessionProtocol
+    _client: ClientConnection
+    _log: SessionLogger
+    _debug: bool
+    _ended: asyncio.Future[Ending]
+    _timer: asyncio.TimerHandle | None
+    _holding_paused: bool
+    _slicing: bool
+    _waiting: deque[str | bytes]
+    _charge: Callable[[int, float], bool] | None
+
+    def _end(self, ending: Ending) -> None:
+        raise NotImplementedError
+
+    def _send_upstream(self, frames: tuple[str, ...]) -> None:
+        raise NotImplementedError
+
+    def _send_client(self, frames: tuple[str | bytes, ...]) -> None:
+        raise NotImplementedError
+
+    def _internal_error(self, doing: str) -> None:
+        raise NotImplementedError
+
+    def _from_client(
+        self, route: Callable[[Any, float], Routed], data: str | bytes, size: int
+    ) -> None:
+        raise NotImplementedError
+
+    def client_text(self, text: str) -> None:
+        raise NotImplementedError
+
+    def client_binary(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    # -- large appends, converted a slice per loop turn --------------------------------------
+
+    def _start_slicing(self) -> None:
+        """A large append to convert: a slice per loop turn, the client unread meanwhile and
+        what it already sent kept, in order, for after."""
+        self._slicing = True
+        self._client.pause_reading("convert")
+        asyncio.get_running_loop().call_soon(self._next_slice)
+
+    def _next_slice(self) -> None:
+        if self._ended.done():
+            return
+        try:
+            frame = self._protocol.next_slice()
+            if frame is not None:
+                self._send_upstream((frame,))
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("converting a large append")
+            return
+        if self._protocol.slicer is not None:
+            asyncio.get_running_loop().call_soon(self._next_slice)
+            return
+        self._slicing = False
+        while self._waiting and not self._slicing:  # what came meanwhile, in order
+            item = self._waiting.popleft()
+            if isinstance(item, str):
+                self.client_text(item)
+            else:
+                self.client_binary(item)
+        if not self._slicing:
+            self._client.resume_reading("convert")
+
+    def _spend(self, tokens: int) -> None:
+        """After the response that spent it, a client out of budget is told and closed."""
+        assert self._charge is not None
+        if not self._charge(tokens, time.time()):
+            error = ClientError(
+                ErrorCode.QUOTA_EXCEEDED, "The daily token budget of this client is spent."
+            )
+            self._end(ending_for_error(error, "quota_exceeded"))
+
+    # -- the bridge's own clock: silence fill, answers after a commit, start-up ---------------
+
+    def _after_bridge_step(self) -> None:
+        """Resume a client held back for the start-up configuration once that is done, and
+        make sure the protocol's next deadline has a timer."""
+        if self._holding_paused and not self._protocol.holding_over_limit:
+            self._holding_paused = False
+            self._client.resume_reading("startup")
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        """One timer per session at the protocol's next deadline. A deadline that moved later
+        (the client kept talking) only costs one early wake-up, which re-arms."""
+        deadline = self._protocol.next_deadline()
+        if deadline is None:
+            return
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._ended.done():
+            return
+        try:
+            routed = self._protocol.tick(_monotonic())
+            if routed.to_client:
+                self._send_client(routed.to_client)
+            if routed.to_upstream:
+                self._send_upstream(routed.to_upstream)
+                self._log_bridge_frames(routed.to_upstream)
+            self._after_bridge_step()
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("running the session's timer")
+
+    def _log_bridge_frames(self, frames: tuple[str, ...]) -> None:
+        if self._debug:
+            for frame in frames:
+                self._log.debug(
+                    "bridge → upstream", extra={"type": peek_type(frame), "bytes": len(frame)}
+                )
+
+
+__all__ = ["SessionChores"]
