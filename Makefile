@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint typecheck pytest bench bench-quick system-deps clean simulator
+.PHONY: run test compat lint typecheck pytest bench bench-quick system-deps clean simulator
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Python >= 3.11 is required"; exit 1; }
@@ -33,8 +33,8 @@ system-deps:
 	@bash scripts/ensure-system-deps.sh
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench compat
+	$(BIN)/ruff format --check src tests bench compat
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -43,6 +43,10 @@ pytest: $(VENV)/.installed-test system-deps
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# Frameworks (compat/<name>/), each pinned in its own venv, driven against a bridge process.
+compat: $(VENV)/.installed
+	$(BIN)/python compat/run.py
 
 bench: $(VENV)/.installed-test
 	$(PIP) install -e '.[test,bench]'
