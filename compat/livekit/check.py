@@ -81,7 +81,10 @@ async def typed_and_tool_turns(session: Any) -> None:
 
 
 async def speech_turn(session: Any, wav: str) -> None:
-    """A real recording in 10 ms frames, then a second of silence: the server's VAD replies."""
+    """A real recording in 10 ms frames, then a second of silence: the VAD replies.
+
+    LiveKit asks for semantic_vad by default; the check leaves that unchanged.
+    """
     loop = asyncio.get_running_loop()
     created: asyncio.Future[llm.GenerationCreatedEvent] = loop.create_future()
     transcripts: list[str] = []
