@@ -61,13 +61,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+def upstream_env(url: str) -> dict[str, str]:
+    """Settings for a bridge whose ``openai`` upstream is at ``url``."""
+    return {"UPSTREAM": "openai", "OPENAI_API_KEY": TEST_KEY, "OPENAI_REALTIME_URL": url}
+
+
 @pytest.fixture
 def openai_env(fake_upstream: FakeUpstream) -> dict[str, str]:
     """Settings for a bridge whose ``openai`` upstream is the fake."""
     return {
-        "UPSTREAM": "openai",
-        "OPENAI_API_KEY": TEST_KEY,
-        "OPENAI_REALTIME_URL": fake_upstream.url,
+        **upstream_env(fake_upstream.url),
         "OPENAI_ORG_ID": "org-test",
         "OPENAI_PROJECT_ID": "proj-test",
     }

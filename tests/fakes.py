@@ -137,6 +137,25 @@ async def stalled_tcp_server() -> AsyncIterator[int]:
         await server.wait_closed()
 
 
+@contextlib.asynccontextmanager
+async def http_upstream(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    *,
+    shutdown_timeout: float = 60.0,
+) -> AsyncIterator[str]:
+    """A plain aiohttp app as the upstream, for ones that refuse the upgrade or never read;
+    yields its realtime URL."""
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"ws://127.0.0.1:{runner.addresses[0][1]}/v1/realtime"
+    finally:
+        await runner.cleanup()
+
+
 def closed_port() -> int:
     """A loopback port nobody listens on (bound, then released)."""
     with socket.socket() as sock:

@@ -10,12 +10,13 @@ import orjson
 import pytest
 
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, running_bridge, wait_for_sessions, ws_url
+from tests.conftest import TEST_KEY, running_bridge, upstream_env, wait_for_sessions, ws_url
 from tests.fakes import (
     FakeUpstream,
     UpstreamSession,
     closed_port,
     echo,
+    http_upstream,
     receive_json,
     silent,
     stalled_tcp_server,
@@ -250,26 +251,15 @@ async def test_upstream_http_refusal_is_upstream_unavailable(http: aiohttp.Clien
     async def refuse(_request: web.Request) -> web.Response:
         return web.Response(status=401, text="no")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        env = {
-            "UPSTREAM": "openai",
-            "OPENAI_API_KEY": TEST_KEY,
-            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{port}/v1/realtime",
-        }
-        async with running_bridge(**env) as server, http.ws_connect(ws_url(server)) as ws:
-            event = await receive_json(ws)
-            assert event["error"]["code"] == "upstream_unavailable"
-            assert "401" in event["error"]["message"]
-            assert (await asyncio.wait_for(ws.receive(), 5)).data == 1014
-    finally:
-        await runner.cleanup()
+    async with (
+        http_upstream(refuse) as url,
+        running_bridge(**upstream_env(url)) as server,
+        http.ws_connect(ws_url(server)) as ws,
+    ):
+        event = await receive_json(ws)
+        assert event["error"]["code"] == "upstream_unavailable"
+        assert "401" in event["error"]["message"]
+        assert (await asyncio.wait_for(ws.receive(), 5)).data == 1014
 
 
 @pytest.mark.parametrize(("code", "reason"), [(3000, "invalid_api_key"), (4000, "bad request")])
@@ -486,25 +476,14 @@ async def test_upstream_refusal_cause_is_logged_for_the_operator(
     async def refuse(_request: web.Request) -> web.Response:
         return web.Response(status=status, text="no")
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        env = {
-            "UPSTREAM": "openai",
-            "OPENAI_API_KEY": TEST_KEY,
-            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{port}/v1/realtime",
-        }
-        async with running_bridge(**env) as server, http.ws_connect(ws_url(server)) as ws:
-            session_id = ws._response.headers["X-Bridge-Session-Id"]
-            await receive_json(ws)
-            await asyncio.wait_for(ws.receive(), 5)
-    finally:
-        await runner.cleanup()
+    async with (
+        http_upstream(refuse) as url,
+        running_bridge(**upstream_env(url)) as server,
+        http.ws_connect(ws_url(server)) as ws,
+    ):
+        session_id = ws._response.headers["X-Bridge-Session-Id"]
+        await receive_json(ws)
+        await asyncio.wait_for(ws.receive(), 5)
     (line,) = [line for line in captured_logs if "upstream unavailable" in line]
     assert "WARNING" in line
     assert f"cause=http_{status}" in line
@@ -521,12 +500,7 @@ async def test_unreachable_and_slow_upstreams_are_logged_with_their_cause(
             (f"ws://127.0.0.1:{closed_port()}/v1/realtime", "cause=refused"),
             (f"ws://127.0.0.1:{stalled}/v1/realtime", "cause=timeout"),
         ):
-            env = {
-                "UPSTREAM": "openai",
-                "OPENAI_API_KEY": TEST_KEY,
-                "OPENAI_REALTIME_URL": url,
-                "UPSTREAM_CONNECT_TIMEOUT_S": "0.3",
-            }
+            env = {**upstream_env(url), "UPSTREAM_CONNECT_TIMEOUT_S": "0.3"}
             async with running_bridge(**env) as server, http.ws_connect(ws_url(server)) as ws:
                 assert (await receive_json(ws))["error"]["code"] == "upstream_unavailable"
             assert any("upstream unavailable" in x and cause in x for x in captured_logs), cause

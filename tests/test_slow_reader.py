@@ -23,8 +23,19 @@ from aiohttp import web
 
 from realtime_bridge.server import bridge as bridge_module
 from realtime_bridge.server.app import BridgeServer
-from tests.conftest import TEST_KEY, bridge_settings, running_bridge, wait_for_sessions
-from tests.fakes import UpstreamSession, receive_json, running_fake_upstream
+from tests.conftest import (
+    TEST_KEY,
+    bridge_settings,
+    running_bridge,
+    upstream_env,
+    wait_for_sessions,
+)
+from tests.fakes import (
+    UpstreamSession,
+    http_upstream,
+    receive_json,
+    running_fake_upstream,
+)
 from tests.test_websocket_edges import open_ws
 
 STREAM_BYTES = 128 * 1024 * 1024  # more than all the loopback socket buffers on the way hold
@@ -206,21 +217,12 @@ async def test_stalled_upstream_ends_session_with_upstream_unavailable(
         await release.wait()
         return ws
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", never_reads)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        env = {
-            "UPSTREAM": "openai",
-            "OPENAI_API_KEY": TEST_KEY,
-            "OPENAI_REALTIME_URL": f"ws://127.0.0.1:{port}/v1/realtime",
-        }
-        async with running_bridge(**env) as server:
-            async with http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/v1/realtime") as ws:
+    async with http_upstream(never_reads, shutdown_timeout=0.5) as url:
+        try:
+            async with (
+                running_bridge(**upstream_env(url)) as server,
+                http.ws_connect(f"ws://127.0.0.1:{server.ws_port}/v1/realtime") as ws,
+            ):
                 await asyncio.wait_for(accepted.wait(), 5)
                 frame = '{"type":"input_audio_buffer.append","audio":"' + AUDIO + '"}'
 
@@ -240,9 +242,8 @@ async def test_stalled_upstream_ends_session_with_upstream_unavailable(
                 flooding.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await flooding
-    finally:
-        release.set()
-        await runner.cleanup()
+        finally:
+            release.set()
 
 
 async def test_a_non_reading_client_can_still_be_ended_by_admin_and_by_shutdown(
