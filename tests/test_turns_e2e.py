@@ -27,27 +27,11 @@ from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.upstream.local.adapter import LocalUpstream
 from realtime_bridge.upstream.local.server import running_simulator
 from tests.conftest import running_bridge, wait_for_sessions, ws_url
+from tests.protocol._corpus import SEED_SESSION_UPDATE
 from tests.recordings import read_wav
 
 TIMEOUT = 15.0
 CHUNK = 4096  # the seed's ScriptProcessor buffer, at 24 kHz
-
-#: The seed client's session.update, as it sends it on session.created (PROTOCOL §7).
-SEED_SESSION_UPDATE = {
-    "type": "session.update",
-    "session": {
-        "modalities": ["audio", "text"],
-        "voice": "alloy",
-        "input_audio_format": "pcm16",
-        "output_audio_format": "pcm16",
-        "turn_detection": {
-            "type": "server_vad",
-            "threshold": 0.5,
-            "prefix_padding_ms": 300,
-            "silence_duration_ms": 700,
-        },
-    },
-}
 
 
 def loud_chunks(name: str = "speech-hello-24k.wav", seconds: float = 1.75) -> list[bytes]:
