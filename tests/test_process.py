@@ -4,6 +4,7 @@ upstream, graceful exit on SIGTERM; and bad configuration → exit 2 with one cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -41,6 +42,20 @@ async def start(tmp_path: Path, *args: str, **env: str) -> asyncio.subprocess.Pr
     )
 
 
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path, *args: str, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The command as a child process, killed at the end if the test left it running."""
+    process = await start(tmp_path, *args, **env)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 async def ready_line(process: asyncio.subprocess.Process) -> re.Match[str]:
     assert process.stdout is not None
     line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
@@ -55,17 +70,12 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[asyncio.subprocess.Proce
     (tmp_path / ".env").write_text(
         f"WS_PORT={ws_port}\nHTTP_PORT={http_port}\nLOCAL_AUDIO_PACE=0\n"
     )
-    process = await start(tmp_path)
-    try:
+    async with running(tmp_path) as process:
         match = await ready_line(process)
         assert int(match.group(2)) == ws_port
         assert int(match.group(4)) == http_port
         assert match.group(5) == "local"
         yield process, ws_port, http_port
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_serves_like_make_run_and_exits_cleanly_on_sigterm(
@@ -105,10 +115,9 @@ async def test_serves_like_make_run_and_exits_cleanly_on_sigterm(
 
 async def test_sigint_with_a_live_session_drains_and_exits_zero(tmp_path: Path) -> None:
     ws_port = closed_port()
-    process = await start(
+    async with running(
         tmp_path, "--ws-port", str(ws_port), "--http-port", str(ws_port), SHUTDOWN_GRACE_S="0.2"
-    )
-    try:
+    ) as process:
         await ready_line(process)
         async with (
             aiohttp.ClientSession() as http,
@@ -122,10 +131,6 @@ async def test_sigint_with_a_live_session_drains_and_exits_zero(tmp_path: Path) 
             assert events[-1]["error"]["code"] == "server_shutting_down"
             assert ws.close_code == 1001
         assert await asyncio.wait_for(process.wait(), 15) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 @pytest.mark.parametrize(
@@ -207,8 +212,7 @@ def test_help_documents_every_option() -> None:
 
 async def test_simulator_command_serves_the_local_api(tmp_path: Path) -> None:
     port = closed_port()
-    process = await start(tmp_path, "simulator", "--port", str(port))
-    try:
+    async with running(tmp_path, "simulator", "--port", str(port)) as process:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
         assert f"ws://127.0.0.1:{port}/v1/realtime" in line
@@ -219,24 +223,15 @@ async def test_simulator_command_serves_the_local_api(tmp_path: Path) -> None:
             assert (await asyncio.wait_for(ws.receive_json(), 10))["type"] == "session.created"
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_the_ready_line_is_said_once(tmp_path: Path) -> None:
     """A terminal shows stdout and stderr together: the ready line appears once in all."""
     port = closed_port()
-    process = await start(tmp_path, "--ws-port", str(port), "--http-port", str(port))
-    try:
+    async with running(tmp_path, "--ws-port", str(port), "--http-port", str(port)) as process:
         await ready_line(process)
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 15)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     both = stdout.decode() + stderr.decode()
     assert both.count("realtime-bridge listening") == 0  # the first one was read above
     assert "demo page: http://127.0.0.1:" in stderr.decode()
@@ -257,8 +252,7 @@ async def test_a_backend_mints_a_secret_from_a_bridge_process_and_a_page_talks_w
         f"BRIDGE_API_KEYS={token}\nBRIDGE_SECRET_KEY={'s' * 40}\n"
         "BRIDGE_POLICY_FILE=policy.toml\n"
     )
-    process = await start(tmp_path)
-    try:
+    async with running(tmp_path) as process:
         await ready_line(process)
         backend = AsyncOpenAI(api_key=token, base_url=f"http://127.0.0.1:{http_port}/v1")
         secret = await backend.realtime.client_secrets.create(
@@ -287,10 +281,6 @@ async def test_a_backend_mints_a_secret_from_a_bridge_process_and_a_page_talks_w
         assert text == "minted and answered"
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_the_call_simulator_hears_a_phone_call_answered(tmp_path: Path) -> None:
@@ -299,24 +289,12 @@ async def test_the_call_simulator_hears_a_phone_call_answered(tmp_path: Path) ->
     from realtime_bridge.audio import g711
 
     port = closed_port()
-    process = await start(tmp_path, "--ws-port", str(port), "--http-port", str(port))
-    try:
+    async with running(tmp_path, "--ws-port", str(port), "--http-port", str(port)) as process:
         await ready_line(process)
         wav = Path(__file__).resolve().parent / "fixtures" / "speech-hello-8k-ulaw.wav"
         out = tmp_path / "answer.wav"
-        call = await asyncio.create_subprocess_exec(
-            COMMAND,
-            "call",
-            "--wav",
-            str(wav),
-            "--out",
-            str(out),
-            f"ws://127.0.0.1:{port}/twilio",
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        call_url = f"ws://127.0.0.1:{port}/twilio"
+        call = await start(tmp_path, "call", "--wav", str(wav), "--out", str(out), call_url)
         stdout, stderr = await asyncio.wait_for(call.communicate(), 60)
         assert call.returncode == 0, stderr.decode()
         assert "heard" in stdout.decode()
@@ -327,7 +305,3 @@ async def test_the_call_simulator_hears_a_phone_call_answered(tmp_path: Path) ->
         assert np.sqrt(np.mean(heard**2)) > 300
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
