@@ -19,13 +19,20 @@ from realtime_bridge.audio.formats import AudioFormat, Codec
 from realtime_bridge.audio.resample import StreamResampler
 from realtime_bridge.errors import ClientError, ErrorCode
 
-__all__ = ["Converter", "audio_b64_size", "decode_audio_b64"]
+__all__ = [
+    "B64_ALPHABET",
+    "Converter",
+    "audio_b64_size",
+    "b64_size",
+    "decode_audio_b64",
+    "invalid_b64",
+]
 
 _Decoder = Callable[[bytes], npt.NDArray[np.int16]]
 _Encoder = Callable[[npt.NDArray[np.int16]], bytes]
 
 
-_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 
 def audio_b64_size(
@@ -52,12 +59,24 @@ def audio_b64_size(
         len(text) % 4
         or padding > 2
         or not text.isascii()
-        or body.encode().translate(None, _B64_ALPHABET)
+        or body.encode().translate(None, B64_ALPHABET)
     ):
-        raise ClientError(
-            ErrorCode.INVALID_AUDIO, "audio is not valid base64", param=param, event_id=event_id
-        )
-    size = len(text) // 4 * 3 - padding
+        raise invalid_b64(param, event_id)
+    return b64_size(len(text), padding, fmt, param=param, event_id=event_id)
+
+
+def invalid_b64(param: str, event_id: str | None) -> ClientError:
+    """The error for audio that is not strict base64; it never quotes the audio."""
+    return ClientError(
+        ErrorCode.INVALID_AUDIO, "audio is not valid base64", param=param, event_id=event_id
+    )
+
+
+def b64_size(
+    length: int, padding: int, fmt: AudioFormat, *, param: str, event_id: str | None
+) -> int:
+    """The decoded size of checked base64 of ``length`` characters; PCM16 must be even."""
+    size = length // 4 * 3 - padding
     if size % 2 and fmt.codec is Codec.PCM16:  # the cheap test first: this runs per frame
         raise ClientError(
             ErrorCode.INVALID_AUDIO,

@@ -4,10 +4,17 @@ inside conversation items and session objects, seen from each side."""
 from __future__ import annotations
 
 import base64
+import secrets
 from typing import Any
 
-from realtime_bridge.audio.convert import Converter, decode_audio_b64
+from realtime_bridge.audio.convert import Converter
 from realtime_bridge.audio.formats import AudioFormat
+from realtime_bridge.audio.steps import (
+    Steps,
+    convert_to_b64_steps,
+    decode_b64_steps,
+    run_steps,
+)
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.protocol.events import dumps
 
@@ -75,6 +82,27 @@ def convert_item_audio(
     carries audio in its input format, and items the upstream reports carry audio in the formats
     the upstream was told. Each clip is converted whole (a fresh converter, flushed), in place.
     Returns whether anything changed; invalid client audio raises ``invalid_audio``."""
+    return run_steps(
+        convert_item_audio_steps(
+            item, client_input=client_input, client_output=client_output, up=up, event_id=event_id
+        )
+    )
+
+
+def convert_item_audio_steps(
+    item: object,
+    *,
+    client_input: AudioFormat,
+    client_output: AudioFormat,
+    up: bool,
+    event_id: str | None = None,
+    spliced: dict[str, list[str]] | None = None,
+) -> Steps[bool]:
+    """:func:`convert_item_audio` a bounded step at a time (see :mod:`realtime_bridge.audio.steps`),
+    for a large item read off the client without holding the event loop. With ``spliced``, each
+    converted clip stays in base64 pieces under a placeholder put in its place, for
+    :func:`splice` to join into the serialised event once (megabytes joined twice, then
+    serialised, would each be a long step)."""
     content = item.get("content") if isinstance(item, dict) else None
     if not isinstance(content, list):
         return False
@@ -88,18 +116,34 @@ def convert_item_audio(
             continue
         src, dst = (client_fmt, upstream_fmt) if up else (upstream_fmt, client_fmt)
         try:
-            data = decode_audio_b64(
+            pieces = yield from decode_b64_steps(
                 part["audio"], src, param=f"item.content[{index}].audio", event_id=event_id
             )
         except ClientError:
             if up:
                 raise
             continue  # the upstream's own audio: not ours to judge
-        converter = Converter(src, dst)
-        clip = converter.convert(data) + converter.flush()
-        content[index] = {**part, "audio": base64.b64encode(clip).decode()}
+        encoded = yield from convert_to_b64_steps(Converter(src, dst), pieces)
+        if spliced is None:
+            audio = "".join(encoded)
+        else:
+            audio = f"{secrets.token_hex(12)}{len(spliced)}"
+            spliced[audio] = encoded
+        content[index] = {**part, "audio": audio}
         changed = True
     return changed
+
+
+def splice(frame: str, spliced: dict[str, list[str]]) -> str:
+    """``frame`` with each placeholder replaced by its joined pieces, in a single join."""
+    pieces: list[str] = []
+    at = 0
+    for placeholder, encoded in sorted(spliced.items(), key=lambda kv: frame.find(kv[0])):
+        start = frame.find(placeholder)
+        pieces += (frame[at:start], *encoded)
+        at = start + len(placeholder)
+    pieces.append(frame[at:])
+    return "".join(pieces)
 
 
 def show_client_formats(
@@ -160,7 +204,9 @@ __all__ = [
     "check_converted_size",
     "check_item_audio_size",
     "convert_item_audio",
+    "convert_item_audio_steps",
     "delta_frame",
     "delta_size",
     "show_client_formats",
+    "splice",
 ]

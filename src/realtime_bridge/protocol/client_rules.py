@@ -16,12 +16,14 @@ from realtime_bridge.protocol.audio_events import (
     append_event,
     check_item_audio_size,
     convert_item_audio,
+    splice,
 )
 from realtime_bridge.protocol.events import (
     dumps,
     error_event_text,
     parse_client_event,
 )
+from realtime_bridge.protocol.large_events import LargeEvent, LargeEventReader
 from realtime_bridge.protocol.routed import (
     CLEAR,
     COMMIT,
@@ -43,6 +45,26 @@ class ClientRules(SessionState):
         try:
             event = parse_client_event(text)
             routed = self._route_client_event(text, event, now)
+        except ClientError as error:
+            return self._client_error(error)
+        return self._hold_if_starting(routed)
+
+    def large_event_reader(self, text: str) -> LargeEventReader:
+        """A reader for a text frame over :data:`LARGE_EVENT_CHARS`: the caller steps it, holding
+        the session's later frames, then routes its result with :meth:`from_large_event`."""
+        return LargeEventReader(
+            text,
+            client_input=self._in.src,
+            client_output=self._out.dst,
+            convert=not self._in.is_passthrough,
+        )
+
+    def from_large_event(self, read: LargeEvent | ClientError, now: float = 0.0) -> Routed:
+        """A large text frame from the client, read by :meth:`large_event_reader`."""
+        if isinstance(read, ClientError):
+            return self._client_error(read)
+        try:
+            routed = self._route_client_event(read.text, read.event, now, read)
         except ClientError as error:
             return self._client_error(error)
         return self._hold_if_starting(routed)
@@ -94,13 +116,13 @@ class ClientRules(SessionState):
         ms = self._in.src.duration_ms(len(data))
         self.audio_ms_in += ms
         self.turns.client_audio(now, ms)
-        if needs_slicing(self._in, len(data)):
+        if needs_slicing(self._in, len(data), encoded_here=True):
             return self._sliced(data, None)
         converted = self._in.convert(data)
         routed = Routed(to_upstream=(append_event(converted, None),), event_type=APPEND)
         return self._hold_if_starting(routed)
 
-    def _sliced(self, data: bytes, event_id: str | None) -> Routed:
+    def _sliced(self, data: bytes | list[bytes], event_id: str | None) -> Routed:
         """A large append to convert a slice per loop turn (see :mod:`.slicing`); the caller
         runs :attr:`slicer` and holds later client frames until it is done."""
         self.slicer = AppendSlicer(self._in, data, event_id)
@@ -122,7 +144,9 @@ class ClientRules(SessionState):
             return None
         return frame
 
-    def _route_client_event(self, text: str, event: dict[str, Any], now: float) -> Routed:
+    def _route_client_event(
+        self, text: str, event: dict[str, Any], now: float, read: LargeEvent | None = None
+    ) -> Routed:
         event_type: str = event["type"]
         if not self._protocol_decided and event_type != APPEND:  # appends look alike in both
             if is_beta_client_event(event):
@@ -131,20 +155,30 @@ class ClientRules(SessionState):
             elif event_type == SESSION_UPDATE:
                 self._protocol_decided = True
         if not self.beta:
-            return self._route_ga_event(text, event, event_type, changed=False, now=now)
+            return self._route_ga_event(text, event, event_type, changed=False, now=now, read=read)
         result = beta_to_ga(event)
         if result.changed:
             event = result.event
-        routed = self._route_ga_event(text, event, event["type"], changed=result.changed, now=now)
+        routed = self._route_ga_event(
+            text, event, event["type"], changed=result.changed, now=now, read=read
+        )
         routed.dropped_fields = result.dropped_fields
         return routed
 
     def _route_ga_event(
-        self, text: str, event: dict[str, Any], event_type: str, *, changed: bool, now: float
+        self,
+        text: str,
+        event: dict[str, Any],
+        event_type: str,
+        *,
+        changed: bool,
+        now: float,
+        read: LargeEvent | None = None,
     ) -> Routed:
-        """A client event in GA shape: audio, format and turn rules, then the frame to forward."""
+        """A client event in GA shape: audio, format and turn rules, then the frame to forward.
+        ``read`` is a large event's long audio work, already done in steps."""
         if event_type == APPEND:
-            return self._append(text, event, changed, now)
+            return self._append(text, event, changed, now, read)
         refused: list[str] = []
         if event_type == SESSION_UPDATE:
             if self.lock is not None:
@@ -155,6 +189,8 @@ class ClientRules(SessionState):
                 refused = self.lock.response_create(event)
             changed = self._response_output_format(event) or bool(refused) or changed
             self.turns.client_response_create()
+        elif event_type == ITEM_CREATE and read is not None and read.spliced is not None:
+            changed = True  # converted while it was read; spliced into the frame below
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
             event_id = event.get("event_id")
             check_item_audio_size(event.get("item"), self._in.src, event_id)
@@ -173,6 +209,8 @@ class ClientRules(SessionState):
             if answered.swallow:  # the VAD already took this turn: the bridge answers
                 return Routed(to_client=self._bridge_events(answered), event_type=COMMIT)
         frame = dumps(event) if changed else text
+        if read is not None and read.spliced:
+            frame = splice(frame, read.spliced)
         if refused:
             return self._refused_fields(frame, event, event_type, refused)
         if event_type == COMMIT:
@@ -205,17 +243,28 @@ class ClientRules(SessionState):
             error=error,
         )
 
-    def _append(self, text: str, event: dict[str, Any], changed: bool, now: float) -> Routed:
+    def _append(
+        self, text: str, event: dict[str, Any], changed: bool, now: float, read: LargeEvent | None
+    ) -> Routed:
         event_id = event.get("event_id")
         client_event_id = event_id if isinstance(event_id, str) else None
         audio = event.get("audio")
         src = self._in.src
         if self._in.is_passthrough:
-            size = audio_b64_size(audio, src, event_id=client_event_id)
+            size = (
+                read.audio_size
+                if read is not None and read.audio_size is not None
+                else audio_b64_size(audio, src, event_id=client_event_id)
+            )
             ms = src.duration_ms(size)
             self.audio_ms_in += ms
             self.turns.client_audio(now, ms)
             return Routed(to_upstream=(dumps(event) if changed else text,), event_type=APPEND)
+        if read is not None and read.audio is not None and read.audio_size is not None:
+            ms = src.duration_ms(read.audio_size)
+            self.audio_ms_in += ms
+            self.turns.client_audio(now, ms)
+            return self._sliced(read.audio, client_event_id)  # large: sliced, whatever its length
         data = decode_audio_b64(audio, src, event_id=client_event_id)
         ms = src.duration_ms(len(data))
         self.audio_ms_in += ms

@@ -11,6 +11,8 @@ converting the whole append at once would give.
 
 from __future__ import annotations
 
+from collections import deque
+
 from realtime_bridge.audio.convert import Converter
 from realtime_bridge.protocol.audio_events import append_event
 
@@ -19,33 +21,47 @@ SLICE_MS = 1000.0
 
 
 class AppendSlicer:
-    """One large append, converted and sent a slice at a time."""
+    """One large append, converted and sent a slice at a time. The audio may come in pieces
+    (as a large event's decoding gives it); slices never span two pieces, which changes
+    nothing in the stream, since the converter carries its state across calls."""
 
-    def __init__(self, converter: Converter, data: bytes, event_id: str | None) -> None:
+    def __init__(
+        self, converter: Converter, audio: bytes | list[bytes], event_id: str | None
+    ) -> None:
         self._converter = converter
-        self._data = memoryview(data)
+        self._pieces = deque(
+            memoryview(piece) for piece in ([audio] if isinstance(audio, bytes) else audio)
+        )
         self._pos = 0
         self._step = max(converter.src.bytes_for_ms(SLICE_MS), converter.src.bytes_per_sample)
         self._event_id = event_id  # on the first slice: errors about it refer to the client's
 
     @property
     def done(self) -> bool:
-        return self._pos >= len(self._data)
+        return not self._pieces
 
     def next_frame(self) -> str | None:
         """The next slice as an ``input_audio_buffer.append`` (None once all are out)."""
-        if self.done:
-            return None
-        chunk = bytes(self._data[self._pos : self._pos + self._step])
-        self._pos += len(chunk)
-        event_id, self._event_id = self._event_id, None
-        converted = self._converter.convert(chunk)
-        return append_event(converted, event_id) if converted else self.next_frame()
+        while self._pieces:
+            piece = self._pieces[0]
+            chunk = bytes(piece[self._pos : self._pos + self._step])
+            self._pos += len(chunk)
+            if self._pos >= len(piece):
+                self._pieces.popleft()
+                self._pos = 0
+            converted = self._converter.convert(chunk) if chunk else b""
+            if converted:
+                event_id, self._event_id = self._event_id, None
+                return append_event(converted, event_id)
+        return None
 
 
-def needs_slicing(converter: Converter, nbytes: int) -> bool:
-    """Whether an append of ``nbytes`` must be converted in slices."""
-    return not converter.is_passthrough and converter.src.duration_ms(nbytes) > SLICE_MS
+def needs_slicing(converter: Converter, nbytes: int, *, encoded_here: bool = False) -> bool:
+    """Whether an append of ``nbytes`` must be converted in slices. Audio the bridge encodes
+    itself (binary frames) is sliced even unconverted: base64 of minutes costs milliseconds."""
+    if converter.is_passthrough and not encoded_here:
+        return False
+    return converter.src.duration_ms(nbytes) > SLICE_MS
 
 
 __all__ = ["SLICE_MS", "AppendSlicer", "needs_slicing"]

@@ -25,6 +25,7 @@ from realtime_bridge.errors import (
 )
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import error_event_text
+from realtime_bridge.protocol.large_events import LARGE_EVENT_CHARS, LargeEventReader
 from realtime_bridge.protocol.session import APPEND, Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection, ClientGone
 from realtime_bridge.server.chores import SessionChores
@@ -124,9 +125,11 @@ class BridgeSession(SessionChores):
         self._timer: asyncio.TimerHandle | None = None
         #: The client is not read while its frames wait for the upstream's start-up.
         self._holding_paused = False
-        #: A large append is being converted a slice per loop turn; client frames wait.
-        self._slicing = False
+        #: A large event is being read, or a large append converted, a step per loop turn;
+        #: the client's later frames wait in order.
+        self._busy = False
         self._waiting: deque[str | bytes] = deque()
+        self._reader: LargeEventReader | None = None
 
     def request_end(self, error: ClientError) -> None:
         """Ask the session to end with ``error`` (admin delete, shutdown); idempotent."""
@@ -186,6 +189,8 @@ class BridgeSession(SessionChores):
     def client_passthrough(self, payload: memoryview) -> bool:
         """The hot path: an audio append that goes upstream as it arrived (see
         :meth:`SessionProtocol.passthrough_client`); False leaves the frame to ``client_text``."""
+        if self._busy or len(payload) > LARGE_EVENT_CHARS:
+            return False  # waits in order, or is read in steps
         received_ns = _perf_counter_ns() if self._time_frames else 0
         try:
             now = _monotonic()
@@ -212,8 +217,11 @@ class BridgeSession(SessionChores):
             upstream.hold_writes()
 
     def client_text(self, text: str) -> None:
-        if self._slicing:
-            self._waiting.append(text)  # after the large append being converted
+        if self._busy:
+            self._waiting.append(text)  # after the large event being read or converted
+            return
+        if len(text) > LARGE_EVENT_CHARS:
+            self._start_reading(text)
             return
         self._from_client(self._protocol.from_client_text, text, len(text))
 
@@ -223,14 +231,12 @@ class BridgeSession(SessionChores):
         self._from_client(self._protocol.from_bridge_text, text, len(text))
 
     def client_binary(self, data: bytes) -> None:
-        if self._slicing:
+        if self._busy:
             self._waiting.append(data)
             return
         self._from_client(self._protocol.from_client_binary, data, len(data))
 
-    def _from_client(
-        self, route: Callable[[Any, float], Routed], data: str | bytes, size: int
-    ) -> None:
+    def _from_client(self, route: Callable[[Any, float], Routed], data: object, size: int) -> None:
         received_ns = _perf_counter_ns() if self._time_frames else 0
         now = self.record.last_client_activity = _monotonic()
         event_type: str | None = None  # counted as "invalid" unless routing tells better
@@ -254,7 +260,7 @@ class BridgeSession(SessionChores):
             if routed.to_client:
                 self._send_client(routed.to_client)
             self._send_upstream(routed.to_upstream)
-            if self._protocol.slicer is not None and not self._slicing:
+            if self._protocol.slicer is not None and not self._busy:
                 self._start_slicing()
             if self._protocol.holding_over_limit and not self._holding_paused:
                 self._holding_paused = True  # read no more until the upstream is configured

@@ -1,6 +1,7 @@
-"""The relay session's own work, beside relaying: large appends converted a slice per loop
-turn (later client frames held in order meanwhile), the protocol's clock (silence fill, the
-answer after a commit, the start-up timeout) and the client's token budget. Part of
+"""The relay session's own work, beside relaying: large events read and large appends
+converted a step per loop turn (later client frames held in order meanwhile), the protocol's
+clock (silence fill, the answer after a commit, the start-up timeout) and the client's token
+budget. Part of
 :class:`~realtime_bridge.server.bridge.BridgeSession`."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from realtime_bridge.errors import ClientError, ErrorCode, UpstreamError
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import peek_type
+from realtime_bridge.protocol.large_events import LargeEventReader
 from realtime_bridge.protocol.session import Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import Ending, ending_for_error
@@ -31,8 +33,9 @@ class SessionChores:
     _ended: asyncio.Future[Ending]
     _timer: asyncio.TimerHandle | None
     _holding_paused: bool
-    _slicing: bool
+    _busy: bool
     _waiting: deque[str | bytes]
+    _reader: LargeEventReader | None
     _charge: Callable[[int, float], bool] | None
 
     def _end(self, ending: Ending) -> None:
@@ -47,9 +50,7 @@ class SessionChores:
     def _internal_error(self, doing: str) -> None:
         raise NotImplementedError
 
-    def _from_client(
-        self, route: Callable[[Any, float], Routed], data: str | bytes, size: int
-    ) -> None:
+    def _from_client(self, route: Callable[[Any, float], Routed], data: object, size: int) -> None:
         raise NotImplementedError
 
     def client_text(self, text: str) -> None:
@@ -58,13 +59,54 @@ class SessionChores:
     def client_binary(self, data: bytes) -> None:
         raise NotImplementedError
 
-    # -- large appends, converted a slice per loop turn --------------------------------------
+    # -- large events and appends, a step per loop turn ----------------------------------------
+
+    def _hold_client(self) -> None:
+        """Later client frames wait, in order, and the client is not read meanwhile."""
+        self._busy = True
+        self._client.pause_reading("convert")
+
+    def _release_client(self) -> None:
+        """Route what came meanwhile, in order, and read the client again (unless one of those
+        frames starts another long job)."""
+        self._busy = False
+        while self._waiting and not self._busy:
+            item = self._waiting.popleft()
+            if isinstance(item, str):
+                self.client_text(item)
+            else:
+                self.client_binary(item)
+        if not self._busy:
+            self._client.resume_reading("convert")
+
+    def _start_reading(self, text: str) -> None:
+        """A large text frame: read a step per loop turn (see :mod:`.large_events`), then routed."""
+        self._reader = self._protocol.large_event_reader(text)
+        self._hold_client()
+        asyncio.get_running_loop().call_soon(self._next_read_step)
+
+    def _next_read_step(self) -> None:
+        reader = self._reader
+        if self._ended.done() or reader is None:
+            return
+        try:
+            done = reader.step()
+        except Exception:
+            self._internal_error("reading a large client event")
+            return
+        if not done:
+            asyncio.get_running_loop().call_soon(self._next_read_step)
+            return
+        self._reader = None
+        self._busy = False
+        self._from_client(self._protocol.from_large_event, reader.result, len(reader.text))
+        if not self._busy:  # routing it did not start slicing a large append
+            self._release_client()
 
     def _start_slicing(self) -> None:
         """A large append to convert: a slice per loop turn, the client unread meanwhile and
         what it already sent kept, in order, for after."""
-        self._slicing = True
-        self._client.pause_reading("convert")
+        self._hold_client()
         asyncio.get_running_loop().call_soon(self._next_slice)
 
     def _next_slice(self) -> None:
@@ -82,15 +124,7 @@ class SessionChores:
         if self._protocol.slicer is not None:
             asyncio.get_running_loop().call_soon(self._next_slice)
             return
-        self._slicing = False
-        while self._waiting and not self._slicing:  # what came meanwhile, in order
-            item = self._waiting.popleft()
-            if isinstance(item, str):
-                self.client_text(item)
-            else:
-                self.client_binary(item)
-        if not self._slicing:
-            self._client.resume_reading("convert")
+        self._release_client()
 
     def _spend(self, tokens: int) -> None:
         """After the response that spent it, a client out of budget is told and closed."""
