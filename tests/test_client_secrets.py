@@ -218,6 +218,31 @@ async def expect_refusal(
     return refused.value
 
 
+async def test_a_restricted_model_cannot_be_changed_by_session_update(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """SDKs put a model in their session.update (the Agents SDK its own default); where the
+    operator restricts models, only the session's own is accepted there."""
+    token_id = token_fingerprint(SERVER_TOKEN)
+    policy = write_policy(tmp_path, f'[tokens.{token_id}]\nmodels = ["gpt-realtime"]\n')
+    async with running_bridge(UPSTREAM="local", **bridge_env(BRIDGE_POLICY_FILE=policy)) as bridge:
+        headers = {"Authorization": f"Bearer {SERVER_TOKEN}"}
+        async with http.ws_connect(ws_url(bridge), headers=headers) as ws:
+            await receive_until(ws, "session.created")
+            session = {"type": "realtime", "model": "gpt-realtime", "instructions": "A"}
+            await send(ws, {"type": "session.update", "session": session})
+            seen = await receive_until(ws, "session.updated")
+            assert [e for e in seen if e["type"] == "error"] == []  # its own model: no change
+            session = {"type": "realtime", "model": "gpt-realtime-pro", "instructions": "B"}
+            await send(ws, {"type": "session.update", "event_id": "evt_m", "session": session})
+            seen = await receive_until(ws, "session.updated")
+            (error,) = [e for e in seen if e["type"] == "error"]
+            assert error["error"]["code"] == "session_field_locked"
+            assert error["error"]["param"] == "model"
+            assert seen[-1]["session"]["model"] == "gpt-realtime"
+            assert seen[-1]["session"]["instructions"] == "B"  # the rest applied
+
+
 async def test_policy_models_rate_and_concurrency(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:

@@ -81,9 +81,20 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 class SessionLock:
     """The locked fields of one session, and its output-token cap."""
 
-    def __init__(self, pinned: dict[str, Any], max_output_tokens: int | None = None) -> None:
+    def __init__(
+        self,
+        pinned: dict[str, Any],
+        max_output_tokens: int | None = None,
+        *,
+        model: str | None = None,
+    ) -> None:
         self._pinned = dict(pinned)
         self._locked = _leaves(self._pinned)
+        #: The session's model, when the operator restricts models: ``session.model`` in a
+        #: client's update may not name another (SDKs send one; the URL's model was checked).
+        #: It is not told upstream at the start: the connection's URL already names it.
+        if model is not None:
+            self._locked[("model",)] = model
         self._cap = max_output_tokens
         locked_cap = self._locked.get(_CAP)
         if isinstance(locked_cap, int) and (self._cap is None or locked_cap < self._cap):
@@ -96,7 +107,7 @@ class SessionLock:
 
     def upstream_fields(self) -> dict[str, Any]:
         """What the upstream is told at the start: the pinned fields and the cap."""
-        fields = {k: v for k, v in self._pinned.items() if k not in _FREE}
+        fields = {k: v for k, v in self._pinned.items() if k not in _FREE and k != "model"}
         if self._cap is not None:
             fields["max_output_tokens"] = self._cap
         return fields
@@ -110,6 +121,12 @@ class SessionLock:
         """The same for a ``response.create``'s per-response overrides."""
         response = event.get("response")
         return self._enforce(response) if isinstance(response, dict) else []
+
+    @property
+    def model(self) -> str | None:
+        """The locked model, if any."""
+        model = self._locked.get(("model",))
+        return model if isinstance(model, str) else None
 
     def _enforce(self, fields: dict[str, Any]) -> list[str]:
         refused: list[str] = []

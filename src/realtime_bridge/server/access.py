@@ -203,9 +203,11 @@ class AccessControl:
                 k: v for k, v in claims.session.items() if k not in _NOT_SESSION_FIELDS
             }
             pinned = deep_merge(pinned, secret_fields)
+        bound_model = claims is not None and isinstance(claims.session.get("model"), str)
+        locked_model = model if policy.models or bound_model else None
         lock = (
-            SessionLock(pinned, policy.max_output_tokens)
-            if pinned or policy.max_output_tokens is not None
+            SessionLock(pinned, policy.max_output_tokens, model=locked_model)
+            if pinned or policy.max_output_tokens is not None or locked_model
             else None
         )
         max_duration = settings.session_max_duration_s
