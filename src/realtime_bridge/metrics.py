@@ -372,3 +372,56 @@ def _counter(
     for key, count in sorted(values.items()):
         family.add_metric(key, count)
     yield family
+
+
+#: Server-side tool call buckets (seconds): a local function answers in a millisecond, a webhook
+#: in up to its timeout.
+TOOL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ToolMetrics(Collector):
+    """Server-side tool calls (``realtime_bridge.tools``), by tool and outcome.
+
+    A collector of its own, registered in a server's registry once
+    (``ToolMetrics(bridge_metrics.registry)``) and shared by every tool runner of that server;
+    :meth:`describe` names its metrics, so a second one in the same registry is refused rather
+    than exposed twice. Without a registry it keeps one of its own (counted, not exposed). Tool
+    names come from the operator's policy file, so the ``tool`` label stays bounded."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        self._calls: Counter[tuple[str, str]] = Counter()
+        self._seconds: dict[str, _Histogram] = {}
+        self.registry.register(self)
+
+    def tool_called(self, tool: str, outcome: str, seconds: float) -> None:
+        """One call of ``tool`` ended with ``outcome`` (ok, error, timeout) after ``seconds``."""
+        self._calls[(tool, outcome)] += 1
+        histogram = self._seconds.get(tool)
+        if histogram is None:
+            histogram = self._seconds[tool] = _Histogram(TOOL_BUCKETS)
+        histogram.observe(seconds)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(include_values=False)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(include_values=True)
+
+    def _families(self, *, include_values: bool) -> list[Metric]:
+        calls = CounterMetricFamily(
+            "realtime_bridge_tool_calls",
+            "Server-side tool calls, by tool and outcome (ok, error, timeout).",
+            labels=("tool", "outcome"),
+        )
+        seconds = HistogramMetricFamily(
+            "realtime_bridge_tool_call_seconds",
+            "Time a server-side tool call took, by tool.",
+            labels=("tool",),
+        )
+        if include_values:
+            for key, count in sorted(self._calls.items()):
+                calls.add_metric(key, count)
+            for tool, histogram in sorted(self._seconds.items()):
+                seconds.add_metric((tool,), histogram.buckets(), histogram.total)
+        return [calls, seconds]

@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from realtime_bridge.errors import ConfigError
+from realtime_bridge.tools.spec import ToolSpec
 
 
 class TokenPolicy(BaseModel):
@@ -38,6 +39,18 @@ class TokenPolicy(BaseModel):
     concurrent_sessions: int | None = Field(default=None, ge=1)
     #: Tokens per UTC day, counted from ``response.done`` usage (spent: ``quota_exceeded``).
     tokens_per_day: int | None = Field(default=None, ge=1)
+    #: Tools the bridge runs itself for these sessions (webhooks, Python functions); the
+    #: client never sees their definitions (see :mod:`realtime_bridge.protocol.server_tools`).
+    tools: tuple[ToolSpec, ...] = ()
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: tuple[ToolSpec, ...]) -> tuple[ToolSpec, ...]:
+        names = [tool.name for tool in tools]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"tool names must be unique; repeated: {', '.join(repeated)}")
+        return tools
 
     def allows_model(self, model: str) -> bool:
         return not self.models or model in self.models
@@ -53,6 +66,10 @@ class Policy(BaseModel):
 
     default: TokenPolicy = UNLIMITED
     tokens: dict[str, TokenPolicy] = Field(default_factory=dict)
+
+    def all_tools(self) -> list[ToolSpec]:
+        """Every tool of every table (the runner prepares them all at start-up)."""
+        return [tool for table in (self.default, *self.tokens.values()) for tool in table.tools]
 
     def for_token(self, token_id: str | None) -> TokenPolicy:
         if token_id is not None and token_id in self.tokens:

@@ -28,6 +28,7 @@ from realtime_bridge.protocol.routed import (
     CLEAR,
     COMMIT,
     ITEM_CREATE,
+    RESPONSE_CANCEL,
     RESPONSE_CREATE,
     SESSION_UPDATE,
     Routed,
@@ -183,12 +184,16 @@ class ClientRules(SessionState):
         if event_type == SESSION_UPDATE:
             if self.lock is not None:
                 refused = self.lock.session_update(event)
+            changed = self._merge_server_tools(event.get("session"), refused) or changed
             changed = self._session_update(event) or bool(refused) or changed
         elif event_type == RESPONSE_CREATE:
             if self.lock is not None:
                 refused = self.lock.response_create(event)
+            changed = self._merge_server_tools(event.get("response"), refused) or changed
             changed = self._response_output_format(event) or bool(refused) or changed
             self.turns.client_response_create()
+        elif event_type == RESPONSE_CANCEL and self.tools is not None:
+            self.tools.client_cancelled()
         elif event_type == ITEM_CREATE and read is not None and read.spliced is not None:
             changed = True  # converted while it was read; spliced into the frame below
         elif event_type == ITEM_CREATE and not self._in.is_passthrough:
@@ -222,6 +227,14 @@ class ClientRules(SessionState):
             self._in.flush()
             self.turns.client_clear()
         return Routed(to_upstream=(frame,), event_type=event_type)
+
+    def _merge_server_tools(self, fields: object, refused: list[str]) -> bool:
+        """The server's tools added to a client's ``tools`` (session or response); a client
+        tool named like one of them is refused (added to ``refused``). Whether it changed."""
+        if self.tools is None or not isinstance(fields, dict) or "tools" not in fields:
+            return False
+        refused += [f"tools.{name}" for name in self.tools.merge_client_tools(fields)]
+        return True
 
     def _refused_fields(
         self, frame: str, event: dict[str, Any], event_type: str, refused: list[str]

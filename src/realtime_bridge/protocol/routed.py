@@ -14,6 +14,7 @@ from realtime_bridge.errors import ClientError
 from realtime_bridge.policy.locks import SessionLock
 from realtime_bridge.protocol.audio_events import AUDIO_DELTA
 from realtime_bridge.protocol.events import dumps
+from realtime_bridge.protocol.server_tools import CallToStart, ServerTools
 from realtime_bridge.protocol.slicing import AppendSlicer
 from realtime_bridge.protocol.startup import SessionStartup
 from realtime_bridge.protocol.turns import TURN_EVENTS, TurnKeeper, TurnOutput
@@ -31,6 +32,7 @@ RESPONSE_DONE = "response.done"
 SESSION_EVENTS = frozenset({SESSION_CREATED, SESSION_UPDATED})
 ITEM_CREATE = "conversation.item.create"
 RESPONSE_CREATE = "response.create"
+RESPONSE_CANCEL = "response.cancel"
 ITEM_EVENTS = frozenset(
     {"conversation.item.added", "conversation.item.done", "conversation.item.retrieved"}
 )
@@ -56,6 +58,7 @@ class Routed:
     error: ClientError | None = None  # the error the bridge answered the frame with, if any
     dropped_fields: tuple[str, ...] = ()  # beta fields GA has no place for (debug-logged)
     tokens_used: int = 0  # a response.done's total_tokens (budgets are charged from it)
+    tool_calls: tuple[CallToStart, ...] = ()  # server tool calls for the session to run
 
 
 class SessionState:
@@ -73,6 +76,7 @@ class SessionState:
     turns: TurnKeeper
     slicer: AppendSlicer | None
     lock: SessionLock | None
+    tools: ServerTools | None
     startup: SessionStartup | None
     _in: Converter
     _out: Converter

@@ -31,6 +31,7 @@ from realtime_bridge.protocol.routed import (
     ITEM_EVENTS,
     Routed,
 )
+from realtime_bridge.protocol.server_tools import TOOL_EVENTS, ServerTools
 from realtime_bridge.protocol.slicing import AppendSlicer
 from realtime_bridge.protocol.startup import SessionStartup
 from realtime_bridge.protocol.turns import TurnKeeper, TurnSettings
@@ -50,6 +51,7 @@ class SessionProtocol(ClientRules, UpstreamRules):
         *,
         turns: TurnSettings | None = None,
         lock: SessionLock | None = None,
+        tools: ServerTools | None = None,
     ) -> None:
         options = options or HandshakeOptions()
         self.binary_audio = options.binary_audio
@@ -68,6 +70,16 @@ class SessionProtocol(ClientRules, UpstreamRules):
         fields = options.upstream_session_fields()
         if lock is not None and lock.upstream_fields():
             fields = deep_merge(fields or {}, lock.upstream_fields())
+        #: The operator's tools, run by the bridge (see :mod:`.server_tools`); told upstream
+        #: with the start-up configuration, beside any the operator pinned.
+        self.tools = tools if tools is not None and options.intent is None else None
+        if self.tools is not None:
+            fields = dict(fields or {})
+            pinned = fields.get("tools")
+            fields["tools"] = [
+                *(pinned if isinstance(pinned, list) else []),
+                *self.tools.definitions,
+            ]
         #: Formats declared at the upgrade, told to the upstream before the client's events.
         self.startup = SessionStartup(fields, self.turns.new_event_id()) if fields else None
         self._set_input(options.input_format)
@@ -95,6 +107,8 @@ class SessionProtocol(ClientRules, UpstreamRules):
         self._parsed_types = (
             ALWAYS_PARSED if self._in.is_passthrough else ALWAYS_PARSED | ITEM_EVENTS
         )
+        if self.tools is not None:
+            self._parsed_types |= TOOL_EVENTS
 
     def _set_output(self, fmt: AudioFormat) -> None:
         self._out = Converter(fmt.upstream_format(), fmt)
@@ -150,6 +164,13 @@ class SessionProtocol(ClientRules, UpstreamRules):
                 to_upstream.append(append_event(tail, None))
         to_upstream.extend(out.to_upstream)
         routed = Routed(to_upstream=tuple(to_upstream), to_client=self._bridge_events(out))
+        return self._hold_if_starting(routed)
+
+    def tool_finished(self, call_id: str, output: str) -> Routed:
+        """A server tool call returned: its output for the upstream, then maybe the follow-up
+        response (see :mod:`.server_tools`)."""
+        assert self.tools is not None
+        routed = Routed(to_upstream=tuple(self.tools.finished(call_id, output)))
         return self._hold_if_starting(routed)
 
     def _release_held(self) -> list[str]:

@@ -38,6 +38,7 @@ from realtime_bridge.protocol.routed import (
     SessionState,
     serialise,
 )
+from realtime_bridge.protocol.server_tools import CallToStart, ToolStep
 from realtime_bridge.protocol.translate import ga_to_beta
 from realtime_bridge.protocol.turns import ERROR, TURN_EVENTS, TurnOutput
 from realtime_bridge.protocol.usage import add_usage
@@ -86,7 +87,14 @@ class UpstreamRules(SessionState):
             assert event_type is not None
             hide, to_upstream, bridge_events = self._follow(event_type, event, now)
         self._tokens_used = 0
+        tool_calls: tuple[CallToStart, ...] = ()
+        tools_changed = False
+        if self.tools is not None and not hide and event_type is not None:
+            step = self._server_tools_step(event_type, event)
+            hide, tools_changed, tool_calls = step.hide, step.changed, tuple(step.start)
+            to_upstream += tuple(step.to_upstream)
         frames, changed = ([], False) if hide else self._upstream_event(event, event_type)
+        changed = changed or tools_changed
         if not self.beta:
             out: tuple[Frame, ...] = tuple(
                 text if (f is event and not changed) else serialise(f) for f in frames
@@ -106,7 +114,16 @@ class UpstreamRules(SessionState):
             to_client=out + bridge_events,
             event_type=event_type,
             tokens_used=self._tokens_used,
+            tool_calls=tool_calls,
         )
+
+    def _server_tools_step(self, event_type: str, event: dict[str, Any]) -> ToolStep:
+        """What the server's tools make of an upstream event (see :mod:`.server_tools`); their
+        definitions never reach the client."""
+        assert self.tools is not None
+        if event_type in SESSION_EVENTS:
+            return ToolStep()  # their definitions are taken out after the start-up merge
+        return self.tools.upstream_event(event_type, event)
 
     def _follow(
         self, event_type: str, event: dict[str, Any], now: float
@@ -165,6 +182,8 @@ class UpstreamRules(SessionState):
                 # What the session is from the client's first event on, not the upstream's
                 # defaults it is being told to change.
                 event["session"] = deep_merge(session, startup.fields)
+                shown = True
+            if self.tools is not None and self.tools.hide_definitions(event.get("session")):
                 shown = True
             return [event], show_client_formats(event, self._in.src, self._out.dst) or shown
         if event_type in ITEM_EVENTS and not (self._in.is_passthrough and self._out.is_passthrough):

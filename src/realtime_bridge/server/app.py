@@ -15,7 +15,7 @@ from aiohttp import web
 
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ClientError, ErrorCode
-from realtime_bridge.metrics import BridgeMetrics
+from realtime_bridge.metrics import BridgeMetrics, ToolMetrics
 from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.rules import load_policy
 from realtime_bridge.server.access import AccessControl
@@ -42,6 +42,7 @@ from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.server.twilio_calls import add_twilio_routes
 from realtime_bridge.store.base import Store
 from realtime_bridge.store.memory import MemoryStore
+from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
 
@@ -113,15 +114,21 @@ class BridgeServer:
         self.settings = settings
         self.upstream = upstream or create_upstream(settings)
         self.registry = SessionRegistry(settings.max_sessions)
-        self.access = AccessControl(
-            settings, load_policy(settings.bridge_policy_file), store or MemoryStore()
-        )
+        policy = load_policy(settings.bridge_policy_file)
+        self.access = AccessControl(settings, policy, store or MemoryStore())
+        metrics = BridgeMetrics() if settings.metrics_enabled else None
+        tools = policy.all_tools()
         self.state = ServerState(
             settings=settings,
             registry=self.registry,
             upstream=self.upstream,
-            metrics=BridgeMetrics() if settings.metrics_enabled else None,
+            metrics=metrics,
             access=self.access,
+            tools=(
+                ToolRunner(tools, metrics=ToolMetrics(metrics.registry) if metrics else None)
+                if tools
+                else None
+            ),
         )
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
@@ -205,6 +212,8 @@ class BridgeServer:
             await runner.cleanup()
         self._runners.clear()
         await self.upstream.aclose()
+        if self.state.tools is not None:
+            await self.state.tools.close()
         return time.monotonic() - started
 
     async def __aenter__(self) -> BridgeServer:

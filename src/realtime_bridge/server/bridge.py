@@ -37,6 +37,7 @@ from realtime_bridge.server.endings import (
     upstream_ending,
 )
 from realtime_bridge.server.sessions import SessionRecord
+from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.upstream.base import (
     Upstream,
     UpstreamClosed,
@@ -85,8 +86,11 @@ class BridgeSession(SessionChores):
         on_connected: Callable[[float], None] | None = None,
         charge: Callable[[int, float], bool] | None = None,
         intent: str | None = None,
+        tools: SessionTools | None = None,
     ) -> None:
         self.record = record
+        #: The operator's tools, run by the bridge (None: the session has none).
+        self._tools = tools
         self._client = client
         self._upstream_kind = upstream
         self._upstream: UpstreamConnection | None = None
@@ -329,6 +333,8 @@ class BridgeSession(SessionChores):
             self._send_client(routed.to_client)
             if routed.to_upstream:
                 self._send_upstream(routed.to_upstream)
+            if routed.tool_calls:
+                self._start_tools(routed.tool_calls)
             if routed.tokens_used and self._charge is not None:
                 self._spend(routed.tokens_used)
             self._after_bridge_step()
@@ -417,6 +423,8 @@ class BridgeSession(SessionChores):
 
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending
+        if self._tools is not None:
+            self._tools.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -16,9 +16,11 @@ from realtime_bridge.errors import ClientError, ErrorCode, UpstreamError
 from realtime_bridge.observability import SessionLogger
 from realtime_bridge.protocol.events import peek_type
 from realtime_bridge.protocol.large_events import LargeEventReader
+from realtime_bridge.protocol.server_tools import CallToStart
 from realtime_bridge.protocol.session import Routed, SessionProtocol
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import Ending, ending_for_error
+from realtime_bridge.server.tool_calls import SessionTools
 
 _monotonic = time.monotonic
 
@@ -36,6 +38,7 @@ class SessionChores:
     _busy: bool
     _waiting: deque[str | bytes]
     _reader: LargeEventReader | None
+    _tools: SessionTools | None
     _charge: Callable[[int, float], bool] | None
 
     def _end(self, ending: Ending) -> None:
@@ -125,6 +128,27 @@ class SessionChores:
             asyncio.get_running_loop().call_soon(self._next_slice)
             return
         self._release_client()
+
+    # -- the operator's tools ---------------------------------------------------------------
+
+    def _start_tools(self, calls: tuple[CallToStart, ...]) -> None:
+        assert self._tools is not None
+        for call in calls:
+            self._tools.start(call, self._tool_finished)
+
+    def _tool_finished(self, call_id: str, output: str) -> None:
+        """A server tool returned: its output (and maybe the follow-up) goes upstream."""
+        if self._ended.done():
+            return
+        try:
+            routed = self._protocol.tool_finished(call_id, output)
+            self._send_upstream(routed.to_upstream)
+            self._log_bridge_frames(routed.to_upstream)
+            self._after_bridge_step()
+        except UpstreamError:
+            pass  # the upstream is gone; its callback says how
+        except Exception:
+            self._internal_error("answering a server tool call")
 
     def _spend(self, tokens: int) -> None:
         """After the response that spent it, a client out of budget is told and closed."""

@@ -39,6 +39,7 @@ from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import CLIENT_STALLED
 from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
+from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
 from realtime_bridge.server.twilio_channel import TwilioConnection
 
@@ -306,7 +307,17 @@ class SessionEndpoint:
         state = self._state
         settings = state.settings
         slog = session_logger(record.id)
-        rules = SessionProtocol(options, turns=turn_settings(settings, options), lock=grant.lock)
+        tools = (
+            SessionTools(state.tools, grant.policy.tools, record.id)
+            if state.tools is not None and grant.policy.tools
+            else None
+        )
+        rules = SessionProtocol(
+            options,
+            turns=turn_settings(settings, options),
+            lock=grant.lock,
+            tools=tools.rules() if tools is not None else None,
+        )
         if state.metrics is not None:
             state.metrics.session_started(
                 record.id, SessionSource(record.counters, rules), record.client_kind
@@ -333,6 +344,7 @@ class SessionEndpoint:
             max_duration_s=grant.max_duration_s,
             charge=grant.charge if grant.policy.tokens_per_day is not None else None,
             intent=options.intent,
+            tools=tools,
             log=slog,
             protocol=rules,
             time_frames=state.metrics is not None,

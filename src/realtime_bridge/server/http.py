@@ -15,6 +15,7 @@ from realtime_bridge.config import Settings, public_url
 from realtime_bridge.metrics import BridgeMetrics
 from realtime_bridge.server.access import AccessControl
 from realtime_bridge.server.sessions import SessionRegistry
+from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 
 AUDIO_FORMATS = (
@@ -43,6 +44,8 @@ class ServerState:
     draining: bool = False
     metrics: BridgeMetrics | None = None
     access: AccessControl | None = None
+    #: Runs the operator's tools (None: the policy declares none).
+    tools: ToolRunner | None = None
 
     @property
     def uptime_s(self) -> float:
