@@ -59,6 +59,12 @@ def test_the_example_policy_file_parses() -> None:
     assert policy.for_token("unknown") == policy.default
     assert policy.default.allows_model("gpt-realtime")
     assert not policy.default.allows_model("gpt-4o-realtime-preview")
+    tools = policy.for_token("3f9a2c1b7d4e").tools
+    assert [(t.name, t.webhook is not None, t.python) for t in tools] == [
+        ("order_status", True, None),
+        ("get_weather", False, "acme_tools:get_weather"),
+    ]
+    assert [t.name for t in policy.all_tools()] == ["order_status", "get_weather"]
 
 
 @pytest.mark.parametrize(
@@ -67,6 +73,10 @@ def test_the_example_policy_file_parses() -> None:
         ("[default]\nsessions_per_minute = 0\n", "default.sessions_per_minute"),
         ("[default]\nunknown = 1\n", "default.unknown"),
         ("[default\n", "not valid TOML"),
+        (
+            '[[default.tools]]\nname = "a"\npython = "m:f"\n' * 2,
+            "default.tools: Value error, tool names must be unique; repeated: a",
+        ),
     ],
 )
 def test_a_bad_policy_file_names_the_problem(tmp_path: Path, text: str, where: str) -> None:
