@@ -58,6 +58,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/local_lag.py
 	$(BIN)/python bench/client_secrets.py
 	$(BIN)/python bench/twilio_calls.py
+	$(BIN)/python bench/server_tools.py
+	$(BIN)/python bench/large_events.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick

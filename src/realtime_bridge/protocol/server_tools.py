@@ -20,7 +20,8 @@ from realtime_bridge.protocol.events import dumps
 EVENT_ID_PREFIX = "evt_bridge_tool_"
 FUNCTION_CALL = "function_call"
 FUNCTION_CALL_OUTPUT = "function_call_output"
-ITEM_ADDED = frozenset(
+#: Events that carry a whole item: a server call's, or the output the bridge gave it.
+ITEM_CARRIERS = frozenset(
     {
         "response.output_item.added",
         "response.output_item.done",
@@ -33,7 +34,7 @@ ITEM_ADDED = frozenset(
 ARGUMENTS_DELTA = "response.function_call_arguments.delta"
 ARGUMENTS_DONE = "response.function_call_arguments.done"
 #: Upstream events the rules read when the session has server tools.
-TOOL_EVENTS = ITEM_ADDED | {
+TOOL_EVENTS = ITEM_CARRIERS | {
     ARGUMENTS_DELTA,
     ARGUMENTS_DONE,
     "response.done",
@@ -120,7 +121,7 @@ class ServerTools:
 
     def upstream_event(self, event_type: str, event: dict[str, Any]) -> ToolStep:
         step = ToolStep()
-        if event_type in ITEM_ADDED:
+        if event_type in ITEM_CARRIERS:
             call_id = self._item_event(event)
             step.hide = call_id is not None and not self._shown(call_id)
         elif event_type in (ARGUMENTS_DELTA, ARGUMENTS_DONE):
