@@ -339,23 +339,25 @@ async def test_client_close_is_clean_and_sessions_do_not_leak(
 
 
 async def test_sessions_are_isolated(
-    bridge: BridgeServer, fake_upstream: FakeUpstream, http: aiohttp.ClientSession
+    openai_env: dict[str, str], fake_upstream: FakeUpstream, http: aiohttp.ClientSession
 ) -> None:
+    """Without resumption (tests/test_resume.py has it), a drop ends that session alone."""
     fake_upstream.behaviour = echo
-    async with http.ws_connect(ws_url(bridge)) as a, http.ws_connect(ws_url(bridge)) as b:
-        await fake_upstream.next_session()
-        second = await fake_upstream.next_session()
-        second.ws._req.transport.abort()  # type: ignore[union-attr]
-        # The session whose upstream dropped gets an error and 1014; the other one goes on.
-        await a.send_str('{"type":"still.here"}')
-        await b.send_str('{"type":"still.here"}')
-        first = [await asyncio.wait_for(x.receive(), 5) for x in (a, b)]
-        kinds = sorted(m.json().get("type") for m in first)
-        assert kinds == ["error", "still.here"]
-    async with http.ws_connect(ws_url(bridge)) as c:
-        await fake_upstream.next_session()
-        await c.send_str('{"type":"still.working"}')
-        assert (await asyncio.wait_for(c.receive(), 5)).data == '{"type":"still.working"}'
+    async with running_bridge(**openai_env, RESUME_ON_UPSTREAM_DROP="false") as bridge:
+        async with http.ws_connect(ws_url(bridge)) as a, http.ws_connect(ws_url(bridge)) as b:
+            await fake_upstream.next_session()
+            second = await fake_upstream.next_session()
+            second.ws._req.transport.abort()  # type: ignore[union-attr]
+            # The session whose upstream dropped gets an error and 1014; the other one goes on.
+            await a.send_str('{"type":"still.here"}')
+            await b.send_str('{"type":"still.here"}')
+            first = [await asyncio.wait_for(x.receive(), 5) for x in (a, b)]
+            kinds = sorted(m.json().get("type") for m in first)
+            assert kinds == ["error", "still.here"]
+        async with http.ws_connect(ws_url(bridge)) as c:
+            await fake_upstream.next_session()
+            await c.send_str('{"type":"still.working"}')
+            assert (await asyncio.wait_for(c.receive(), 5)).data == '{"type":"still.working"}'
 
 
 async def test_idle_timeout_and_max_duration(
@@ -453,9 +455,9 @@ async def test_quiet_clients_get_keepalive_pings(
     http: aiohttp.ClientSession,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from realtime_bridge.server import bridge as bridge_module
+    from realtime_bridge.server import lifetime as lifetime_module
 
-    monkeypatch.setattr(bridge_module, "CLIENT_PING_INTERVAL_S", 0.2)
+    monkeypatch.setattr(lifetime_module, "CLIENT_PING_INTERVAL_S", 0.2)
     async with http.ws_connect(ws_url(bridge), autoping=False) as ws:
         await fake_upstream.next_session()
         msg = await asyncio.wait_for(ws.receive(), 3)

@@ -119,7 +119,11 @@ def call_events(response_id: str, calls: list[tuple[str, str]]) -> list[dict[str
 
 @asynccontextmanager
 async def session_with_tools(
-    tmp_path: Path, webhook: str, http: aiohttp.ClientSession, timeout_s: float = 5.0
+    tmp_path: Path,
+    webhook: str,
+    http: aiohttp.ClientSession,
+    timeout_s: float = 5.0,
+    resume: bool = True,
 ) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, UpstreamSession]]:
     """A client connected through a bridge with the tools, to a scripted upstream that has
     taken the bridge's start-up update (which must carry the tools)."""
@@ -130,6 +134,7 @@ async def session_with_tools(
             OPENAI_API_KEY="sk-test",
             OPENAI_REALTIME_URL=fake.url,
             BRIDGE_POLICY_FILE=policy(tmp_path, webhook, timeout_s),
+            RESUME_ON_UPSTREAM_DROP=str(resume).lower(),
         ) as bridge,
         http.ws_connect(ws_url(bridge)) as ws,
     ):
@@ -247,7 +252,7 @@ async def test_a_cancelled_turn_records_the_output_but_asks_for_no_response(
         assert (await next_event(upstream))["type"] == "input_audio_buffer.clear"
 
 
-async def test_the_upstream_dropping_while_a_tool_runs_ends_the_session_cleanly(
+async def test_without_resumption_the_upstream_dropping_mid_tool_ends_the_session_cleanly(
     tmp_path: Path, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = asyncio.Event()
@@ -260,7 +265,7 @@ async def test_the_upstream_dropping_while_a_tool_runs_ends_the_session_cleanly(
 
     async with (
         tool_service(handler) as webhook,
-        session_with_tools(tmp_path, webhook, http) as (ws, upstream),
+        session_with_tools(tmp_path, webhook, http, resume=False) as (ws, upstream),
     ):
         await send(upstream, *call_events("resp_1", [("lookup_a", "c1")]))
         await asyncio.wait_for(started.wait(), 5)

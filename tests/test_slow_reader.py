@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from realtime_bridge.server import bridge as bridge_module
+from realtime_bridge.server import lifetime as lifetime_module
 from realtime_bridge.server.app import BridgeServer
 from tests.conftest import (
     TEST_KEY,
@@ -50,7 +50,7 @@ DELTA = (
 
 _BRIDGE_MAIN = (
     "import sys\n"
-    "import realtime_bridge.server.bridge as b\n"
+    "import realtime_bridge.server.lifetime as b\n"
     "b.CLIENT_SEND_TIMEOUT_S = float(sys.argv[1])\n"
     "from realtime_bridge.cli import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
@@ -171,7 +171,7 @@ async def test_slow_but_steady_reader_keeps_its_session(
     monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
 ) -> None:
     """A client that reads slowly, with pauses shorter than the timeout, is not cut off."""
-    monkeypatch.setattr(bridge_module, "CLIENT_SEND_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(lifetime_module, "CLIENT_SEND_TIMEOUT_S", 1.0)
     total = 120
 
     async def stream(session: UpstreamSession) -> None:
@@ -206,7 +206,7 @@ async def test_stalled_upstream_ends_session_with_upstream_unavailable(
 ) -> None:
     """An upstream that stops reading: the client's frames back up to the client (bounded),
     and after the send timeout the client gets ``upstream_unavailable`` and close 1014."""
-    monkeypatch.setattr(bridge_module, "UPSTREAM_SEND_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(lifetime_module, "UPSTREAM_SEND_TIMEOUT_S", 1.0)
     accepted = asyncio.Event()
     release = asyncio.Event()
 

@@ -132,7 +132,9 @@ def raw_env(upstream: RawUpstream) -> dict[str, str]:
 
 @pytest.fixture
 async def raw_bridge(raw_upstream: RawUpstream) -> AsyncIterator[BridgeServer]:
-    async with serving(**raw_env(raw_upstream)) as server:
+    """Without resumption: these tests are about what an upstream's end means for the client
+    when the session ends with it (tests/test_resume.py has the other case)."""
+    async with serving(**raw_env(raw_upstream), RESUME_ON_UPSTREAM_DROP="false") as server:
         yield server
 
 

@@ -115,6 +115,11 @@ class Settings(BaseModel):
     commit_response_window_ms: float = Field(
         300.0, alias="COMMIT_RESPONSE_WINDOW_MS", ge=0, le=10000
     )
+    resume_on_upstream_drop: bool = Field(True, alias="RESUME_ON_UPSTREAM_DROP")
+    resume_deadline_s: float = Field(15.0, alias="RESUME_DEADLINE_S", gt=0)
+    upstream_rollover_s: float = Field(3300.0, alias="UPSTREAM_ROLLOVER_S", ge=0)
+    resume_memory_items: int = Field(500, alias="RESUME_MEMORY_ITEMS", ge=1)
+    resume_memory_bytes: int = Field(1024 * 1024, alias="RESUME_MEMORY_BYTES", ge=1024)
 
     @field_validator("bridge_api_keys", "allowed_origins", "twilio_parameters", mode="before")
     @classmethod

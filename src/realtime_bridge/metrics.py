@@ -204,6 +204,8 @@ class BridgeMetrics(Collector):
         self._connect = _Histogram(CONNECT_BUCKETS)
         self._refused: Counter[str] = Counter()
         self._started: Counter[str] = Counter()
+        self._resumed: Counter[tuple[str, str]] = Counter()
+        self._resume = _Histogram(CONNECT_BUCKETS)
         self.registry.register(self)
 
     def session_started(
@@ -228,6 +230,13 @@ class BridgeMetrics(Collector):
 
     def upstream_connected(self, seconds: float) -> None:
         self._connect.observe(seconds)
+
+    def upstream_resumed(self, reason: str, ok: bool, seconds: float) -> None:
+        """A session moved to a fresh upstream (``upstream_dropped`` or ``rollover``), or failed
+        to; ``seconds`` from losing the old connection to using the new one."""
+        self._resumed[(reason, "resumed" if ok else "failed")] += 1
+        if ok:
+            self._resume.observe(seconds)
 
     def refused(self, code: str) -> None:
         """A client refused at the upgrade (auth, origin, limit, draining)."""
@@ -296,6 +305,20 @@ class BridgeMetrics(Collector):
         for code, count in sorted(self._refused.items()):
             refused_family.add_metric((code,), count)
         yield refused_family
+        resumed = CounterMetricFamily(
+            "realtime_bridge_upstream_resumptions",
+            "Sessions moved to a fresh upstream connection, by reason and outcome.",
+            labels=("reason", "outcome"),
+        )
+        for key, count in sorted(self._resumed.items()):
+            resumed.add_metric(key, count)
+        yield resumed
+        yield HistogramMetricFamily(
+            "realtime_bridge_upstream_resume_seconds",
+            "Time from losing an upstream connection to using its replacement.",
+            buckets=self._resume.buckets(),
+            sum_value=self._resume.total,
+        )
         yield HistogramMetricFamily(
             "realtime_bridge_upstream_connect_seconds",
             "Time to open the upstream connection.",

@@ -42,6 +42,9 @@ class HandshakeOptions:
     silence_fill: bool | None = None
     #: ``transcription`` for a transcription session (the only intent the API defines).
     intent: str | None = None
+    #: The client asked for the bridge's informational events (``?bridge_events=true``), such
+    #: as ``bridge.session.resumed``; other clients never get an event type the API lacks.
+    bridge_events: bool = False
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, beta: bool = False) -> HandshakeOptions:
@@ -64,6 +67,7 @@ class HandshakeOptions:
             beta=beta,
             silence_fill=parse_silence_fill(query.get("silence_fill")),
             intent="transcription" if query.get("intent") == "transcription" else None,
+            bridge_events=query.get("bridge_events", "").lower() in ("1", "true", "yes"),
         )
 
     def upstream_session_fields(self) -> dict[str, Any] | None:

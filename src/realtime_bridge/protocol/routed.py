@@ -14,6 +14,7 @@ from realtime_bridge.errors import ClientError
 from realtime_bridge.policy.locks import SessionLock
 from realtime_bridge.protocol.audio_events import AUDIO_DELTA
 from realtime_bridge.protocol.events import dumps
+from realtime_bridge.protocol.memory import ConversationMemory
 from realtime_bridge.protocol.server_tools import CallToStart, ServerTools
 from realtime_bridge.protocol.slicing import AppendSlicer
 from realtime_bridge.protocol.startup import SessionStartup
@@ -59,6 +60,7 @@ class Routed:
     dropped_fields: tuple[str, ...] = ()  # beta fields GA has no place for (debug-logged)
     tokens_used: int = 0  # a response.done's total_tokens (budgets are charged from it)
     tool_calls: tuple[CallToStart, ...] = ()  # server tool calls for the session to run
+    replay_error: object = None  # the upstream refused part of a resumption's replay (logged)
 
 
 class SessionState:
@@ -77,6 +79,7 @@ class SessionState:
     slicer: AppendSlicer | None
     lock: SessionLock | None
     tools: ServerTools | None
+    memory: ConversationMemory | None
     startup: SessionStartup | None
     _in: Converter
     _out: Converter

@@ -16,6 +16,7 @@ Durations are never rewritten: conversion keeps the audio's duration, so ``audio
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from realtime_bridge.audio.convert import Converter
 from realtime_bridge.audio.formats import AudioFormat
@@ -25,7 +26,10 @@ from realtime_bridge.protocol.audio_events import (
     append_event,
 )
 from realtime_bridge.protocol.client_rules import ClientRules
+from realtime_bridge.protocol.events import dumps
 from realtime_bridge.protocol.handshake import HandshakeOptions
+from realtime_bridge.protocol.memory import MEMORY_EVENTS, REPLAY_EVENT_PREFIX, ConversationMemory
+from realtime_bridge.protocol.resumption import ResumeFilter
 from realtime_bridge.protocol.routed import (
     ALWAYS_PARSED,
     ITEM_EVENTS,
@@ -34,6 +38,7 @@ from realtime_bridge.protocol.routed import (
 from realtime_bridge.protocol.server_tools import TOOL_EVENTS, ServerTools
 from realtime_bridge.protocol.slicing import AppendSlicer
 from realtime_bridge.protocol.startup import SessionStartup
+from realtime_bridge.protocol.translate import ga_to_beta
 from realtime_bridge.protocol.turns import TurnKeeper, TurnSettings
 from realtime_bridge.protocol.upstream_rules import UpstreamRules
 
@@ -52,6 +57,7 @@ class SessionProtocol(ClientRules, UpstreamRules):
         turns: TurnSettings | None = None,
         lock: SessionLock | None = None,
         tools: ServerTools | None = None,
+        memory: ConversationMemory | None = None,
     ) -> None:
         options = options or HandshakeOptions()
         self.binary_audio = options.binary_audio
@@ -80,6 +86,9 @@ class SessionProtocol(ClientRules, UpstreamRules):
                 *(pinned if isinstance(pinned, list) else []),
                 *self.tools.definitions,
             ]
+        #: What a fresh upstream connection needs to continue the session (None: no resumption).
+        self.memory = memory
+        self._resume_filter: ResumeFilter | None = None
         #: Formats declared at the upgrade, told to the upstream before the client's events.
         self.startup = SessionStartup(fields, self.turns.new_event_id()) if fields else None
         self._set_input(options.input_format)
@@ -109,6 +118,8 @@ class SessionProtocol(ClientRules, UpstreamRules):
         )
         if self.tools is not None:
             self._parsed_types |= TOOL_EVENTS
+        if self.memory is not None:
+            self._parsed_types |= MEMORY_EVENTS
 
     def _set_output(self, fmt: AudioFormat) -> None:
         self._out = Converter(fmt.upstream_format(), fmt)
@@ -172,6 +183,51 @@ class SessionProtocol(ClientRules, UpstreamRules):
         assert self.tools is not None
         routed = Routed(to_upstream=tuple(self.tools.finished(call_id, output)))
         return self._hold_if_starting(routed)
+
+    # ----------------------------------------------------------- a fresh upstream
+
+    def upstream_lost(self, now: float) -> Routed:
+        """The upstream connection is gone and a fresh one will follow: a response that was
+        under way is reported to the client as ended (``cancelled``), so its state stays
+        consistent; output audio held in the resampler is dropped with it."""
+        assert self.memory is not None
+        response = self.memory.lost()
+        self._out.flush()
+        self._resume_filter = None
+        if response is None:
+            return Routed()
+        done: dict[str, Any] = {
+            "type": "response.done",
+            "event_id": self.turns.new_event_id(),
+            "response": {
+                **response,
+                "status": "cancelled",
+                "status_details": {"type": "cancelled"},
+            },
+        }
+        self.turns.upstream_event("response.done", done, now)
+        if self.beta:
+            return Routed(to_client=tuple(dumps(event) for event in ga_to_beta(done)))
+        return Routed(to_client=(dumps(done),))
+
+    def resume_frames(self) -> tuple[str, ...]:
+        """What a fresh upstream connection is told first: the confirmed session, then the
+        conversation (see :mod:`.memory`); the upstream's answers to them are hidden."""
+        assert self.memory is not None
+        update = self.memory.session_update(f"{REPLAY_EVENT_PREFIX}session")
+        items, ids = self.memory.replay()
+        self._resume_filter = ResumeFilter(ids, session_update_sent=update is not None)
+        return (update, *items) if update is not None else tuple(items)
+
+    def _resume_hides(self, event_type: str, event: dict[str, Any]) -> bool:
+        """Whether an upstream event answers the replay (and so is not the client's)."""
+        resume = self._resume_filter
+        if resume is None:
+            return False
+        hidden = resume.hides(event_type, event)
+        if resume.done:
+            self._resume_filter = None
+        return hidden
 
     def _release_held(self) -> list[str]:
         assert self.startup is not None

@@ -25,6 +25,7 @@ from realtime_bridge.protocol.events import (
     peek_type,
     peek_type_prefix,
 )
+from realtime_bridge.protocol.resumption import is_replay_error
 from realtime_bridge.protocol.routed import (
     AUDIO_DELTA_HEAD,
     AUDIO_DONE,
@@ -46,6 +47,9 @@ from realtime_bridge.protocol.usage import add_usage
 
 class UpstreamRules(SessionState):
     """Upstream → client."""
+
+    def _resume_hides(self, event_type: str, event: dict[str, Any]) -> bool:
+        raise NotImplementedError  # SessionProtocol
 
     def passthrough_upstream(self, payload: bytes) -> str | None:
         """The hot path, for an upstream text frame still in bytes: its event type when it goes
@@ -86,6 +90,11 @@ class UpstreamRules(SessionState):
         if event_type in SESSION_EVENTS or event_type in TURN_EVENTS:
             assert event_type is not None
             hide, to_upstream, bridge_events = self._follow(event_type, event, now)
+        replay_error = False
+        if self.memory is not None and event_type is not None:
+            self.memory.upstream_event(event_type, event)
+            replay_error = event_type == ERROR and is_replay_error(event)
+            hide = hide or replay_error or self._resume_hides(event_type, event)
         self._tokens_used = 0
         tool_calls: tuple[CallToStart, ...] = ()
         tools_changed = False
@@ -115,6 +124,7 @@ class UpstreamRules(SessionState):
             event_type=event_type,
             tokens_used=self._tokens_used,
             tool_calls=tool_calls,
+            replay_error=event.get("error") if replay_error else None,
         )
 
     def _server_tools_step(self, event_type: str, event: dict[str, Any]) -> ToolStep:

@@ -33,9 +33,10 @@ from realtime_bridge.server.endings import (
     CLIENT_STALLED,
     Ending,
     ending_for_error,
-    stall_check,
     upstream_ending,
 )
+from realtime_bridge.server.lifetime import SessionLifetime
+from realtime_bridge.server.resume import SessionResumption
 from realtime_bridge.server.sessions import SessionRecord
 from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.upstream.base import (
@@ -47,23 +48,12 @@ from realtime_bridge.upstream.base import (
 
 #: How long closing the upstream may take after the client left (SPEC §9: within a second).
 UPSTREAM_CLOSE_TIMEOUT_S = 1.0
-#: Bounded buffers (SPEC §8): when a peer's socket buffer passes its high-water mark, the
-#: other side stops being read (TCP pushes back on it), so memory stays bounded. A peer that
-#: takes nothing for this long has stopped reading: the watchdog ends the session (within 1.5x
-#: the timeout): a stalled client with close 1013 and no error event (it would not be read; the
-#: socket is then aborted), a stalled upstream with ``upstream_unavailable`` and close 1014.
-CLIENT_SEND_TIMEOUT_S = 10.0
-UPSTREAM_SEND_TIMEOUT_S = 10.0
-#: Keep-alive: a client quiet for this long gets a ping, as the API pings its clients (about
-#: every 20 s), so proxies and NATs keep the connection open. Sent by the watchdog, which needs
-#: no timer per frame.
-CLIENT_PING_INTERVAL_S = 20.0
 # Bound once: read on every relayed frame.
 _perf_counter_ns = time.perf_counter_ns
 _monotonic = time.monotonic
 
 
-class BridgeSession(SessionChores):
+class BridgeSession(SessionChores, SessionResumption, SessionLifetime):
     """Relays one client session; create, then ``await run()``.
 
     The relay itself is callbacks: the client's and the upstream's frames arrive through
@@ -87,8 +77,25 @@ class BridgeSession(SessionChores):
         charge: Callable[[int, float], bool] | None = None,
         intent: str | None = None,
         tools: SessionTools | None = None,
+        resume_on_drop: bool = False,
+        resume_deadline_s: float = 15.0,
+        rollover_s: float = 0.0,
+        bridge_events: bool = False,
+        on_resumed: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self.record = record
+        #: A fresh upstream replaces a lost one (see :mod:`.resume`; the protocol's memory
+        #: says whether the session may resume at all).
+        self._resuming = False
+        self._held_upstream: list[str] = []
+        self._resume_task: asyncio.Task[None] | None = None
+        self._resume_on_drop = resume_on_drop
+        self._resume_deadline_s = resume_deadline_s
+        self._rollover_s = rollover_s
+        self._rollover_pending = False
+        self._upstream_since = 0.0
+        self._bridge_events = bridge_events
+        self._on_resumed = on_resumed
         #: The operator's tools, run by the bridge (None: the session has none).
         self._tools = tools
         self._client = client
@@ -180,11 +187,13 @@ class BridgeSession(SessionChores):
             self._on_connected(connect_s)
         self._start_relay(upstream)
         ending = await self._watch()
-        return await self._finish(ending, upstream)
+        await self._stop_resuming()
+        return await self._finish(ending, self._upstream)
 
     def _start_relay(self, upstream: UpstreamConnection) -> None:
         """Connect the two sides: from now on each one's frames are delivered here."""
         self._upstream = upstream
+        self._upstream_since = time.monotonic()
         upstream.attach(self)
         self._client.attach(self)
 
@@ -281,6 +290,8 @@ class BridgeSession(SessionChores):
         if upstream is not None:
             for frame in frames:
                 upstream.send(frame)
+        elif self._resuming:
+            self._held_upstream.extend(frames)  # sent, in order, once the new upstream is up
 
     def client_gone(self, gone: ClientGone) -> None:
         if gone.error is not None:
@@ -337,6 +348,8 @@ class BridgeSession(SessionChores):
                 self._start_tools(routed.tool_calls)
             if routed.tokens_used and self._charge is not None:
                 self._spend(routed.tokens_used)
+            if self._rollover_pending:
+                self._roll_over_if_quiet()
             self._after_bridge_step()
         except UpstreamError:
             pass  # the upstream is gone; its callback says how
@@ -349,7 +362,16 @@ class BridgeSession(SessionChores):
         self._client.hold_writes()
 
     def upstream_closed(self, closed: UpstreamClosed) -> None:
+        if self._resumable(closed):
+            self._log.info("upstream dropped; resuming", extra={"code": closed.code})
+            self._start_resume("upstream_dropped")
+            return
         self._end(upstream_ending(closed))
+
+    @property
+    def _busy_elsewhere(self) -> bool:
+        """Work of the bridge's own in flight (a large event, a slicer, a tool call)."""
+        return self._busy or (self._tools is not None and self._tools.running > 0)
 
     def upstream_writable(self, writable: bool) -> None:
         """Backpressure the other way: an upstream not taking data holds the client back."""
@@ -372,54 +394,6 @@ class BridgeSession(SessionChores):
         self._log.exception("unexpected error %s", doing)
         error = ClientError(ErrorCode.INTERNAL_ERROR, "The bridge hit an internal error.")
         self._end(ending_for_error(error, "internal_error"))
-
-    # -- watchdog -------------------------------------------------------------------------------
-
-    def _stall_check(self, now: float) -> tuple[Ending | None, float]:
-        """A stalled peer's ending (or None), and when to check next."""
-        return stall_check(
-            now,
-            self._client_paused_since,
-            self._upstream_paused_since,
-            CLIENT_SEND_TIMEOUT_S,
-            UPSTREAM_SEND_TIMEOUT_S,
-        )
-
-    async def _watch(self) -> Ending:
-        """Wait for the ending; meanwhile end the session after the idle timeout or the maximum
-        lifetime, or when a peer stopped reading for longer than its timeout, and ping a quiet
-        client (as the API pings its clients about every 20 s) so proxies keep the line open."""
-        record = self.record
-        while True:
-            now = time.monotonic()
-            idle_deadline = record.last_client_activity + self._idle_timeout_s
-            max_deadline = record.started_monotonic + self._max_duration_s
-            if now >= max_deadline:
-                error = ClientError(
-                    ErrorCode.SESSION_EXPIRED,
-                    f"The session reached its maximum duration of {self._max_duration_s:g} s.",
-                )
-                self._end(ending_for_error(error, "session_expired"))
-            elif now >= idle_deadline:
-                error = ClientError(
-                    ErrorCode.SESSION_IDLE_TIMEOUT,
-                    f"No message from the client for {self._idle_timeout_s:g} s.",
-                )
-                self._end(ending_for_error(error, "idle_timeout"))
-            stalled, stall_check = self._stall_check(now)
-            if stalled is not None:
-                self._log.warning("ending session: %s", stalled.close_message)
-                self._end(stalled)
-            if self._ended.done():
-                return self._ended.result()
-            ping_at = max(record.last_client_activity, self._last_ping) + CLIENT_PING_INTERVAL_S
-            if now >= ping_at:
-                self._last_ping = now
-                self._client.ping()
-                continue
-            timeout = min(idle_deadline, max_deadline, stall_check, ping_at) - now
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(asyncio.shield(self._ended), timeout)
 
     async def _finish(self, ending: Ending, upstream: UpstreamConnection | None) -> Ending:
         self.ending = ending

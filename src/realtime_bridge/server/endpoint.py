@@ -29,6 +29,7 @@ from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.metrics import SessionSource
 from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.handshake import HandshakeOptions
+from realtime_bridge.protocol.memory import ConversationMemory, MemoryLimits
 from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.protocol.turns import TurnSettings
@@ -312,11 +313,19 @@ class SessionEndpoint:
             if state.tools is not None and grant.policy.tools
             else None
         )
+        memory = (
+            ConversationMemory(
+                MemoryLimits(settings.resume_memory_items, settings.resume_memory_bytes)
+            )
+            if settings.resume_on_upstream_drop or settings.upstream_rollover_s > 0
+            else None
+        )
         rules = SessionProtocol(
             options,
             turns=turn_settings(settings, options),
             lock=grant.lock,
             tools=tools.rules() if tools is not None else None,
+            memory=memory,
         )
         if state.metrics is not None:
             state.metrics.session_started(
@@ -345,6 +354,11 @@ class SessionEndpoint:
             charge=grant.charge if grant.policy.tokens_per_day is not None else None,
             intent=options.intent,
             tools=tools,
+            resume_on_drop=settings.resume_on_upstream_drop,
+            resume_deadline_s=settings.resume_deadline_s,
+            rollover_s=settings.upstream_rollover_s,
+            bridge_events=options.bridge_events,
+            on_resumed=state.metrics.upstream_resumed if state.metrics is not None else None,
             log=slog,
             protocol=rules,
             time_frames=state.metrics is not None,

@@ -5,8 +5,12 @@ Rules, in order:
 2. A tool must or may be called (``tool_choice`` names one, is ``required``, or the last user
    message names a session tool) → a ``function_call`` with JSON arguments built from the tool's
    parameter schema and the message.
-3. The instructions contain ``reply with: X`` → the reply is exactly X (scripting for tests/demos).
-4. Otherwise it quotes the last user message, so a reader recognises the answer.
+3. The last user message asks what the user said first (``what did I say first?``, ``what was
+   my first message?``: the whole message, any case and punctuation) → ``You first said: "X"``,
+   X being the earliest user message of the context (its text, or an audio item's transcript):
+   the memory a resumed session must keep.
+4. The instructions contain ``reply with: X`` → the reply is exactly X (scripting for tests/demos).
+5. Otherwise it quotes the last user message, so a reader recognises the answer.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ from .items import message_text
 
 _REPLY_WITH = re.compile(r"reply with\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+#: A question about the user's first message, matched against the whole message once it is
+#: lowercased and its punctuation made spaces ("What did I say first?!" → "what did i say first").
+_FIRST_QUESTION = re.compile(
+    r"(?:(?:so|and|ok|okay|hey|remind me|tell me|now) )*"
+    r"(?:what did i (?:say|ask|tell you) first"
+    r"|what did i first (?:say|ask|tell you)"
+    r"|what (?:was|is|s) my (?:very )?first (?:message|question|sentence)"
+    r"|what (?:was|is|s) the (?:very )?first thing i (?:said|asked|told you))"
+    r"(?: again| to you| please)*"
+)
 _GREETING = re.compile(r"^\s*(hello|hi|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _QUOTE_LIMIT = 240
 _GENERIC_VERBS = {
@@ -66,6 +80,8 @@ def respond(
     tool = _tool_to_call(tools, tool_choice, user_text)
     if tool is not None:
         return ToolCall(tool["name"], json.dumps(_arguments(tool, user_text or "")))
+    if user_text and asks_what_was_said_first(user_text):
+        return TextReply(_first_said(context))
     scripted = _REPLY_WITH.search(instructions)
     if scripted:
         return TextReply(scripted.group(1).strip().strip("\"'").strip())
@@ -79,13 +95,36 @@ def _last_user_text(context: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def asks_what_was_said_first(text: str) -> bool:
+    """Whether a message asks what the user said first (the whole message, not a mention)."""
+    words = " ".join(re.sub(r"\W+", " ", text.lower()).split())
+    return _FIRST_QUESTION.fullmatch(words) is not None
+
+
+def _first_said(context: list[dict[str, Any]]) -> str:
+    """The answer to "what did I say first?": a quote of the earliest user message."""
+    users = [i for i in context if i.get("type") == "message" and i.get("role") == "user"]
+    if len(users) < 2:  # the question is the only thing the user said
+        return "This is the first thing you have said to me."
+    first = users[0]
+    text = message_text(first)
+    if not text:
+        seconds = float(first.get("_audio_ms", 0.0)) / 1000.0
+        return f"You first sent about {seconds:.1f} seconds of audio, which I did not transcribe."
+    return f'You first said: "{_quote(text)}"'
+
+
+def _quote(text: str) -> str:
+    return text if len(text) <= _QUOTE_LIMIT else text[:_QUOTE_LIMIT] + "…"
+
+
 def _answer(user_text: str | None, context: list[dict[str, Any]]) -> str:
     if user_text is None:
         return "Hello! I am the local realtime simulator. How can I help you?"
     if not user_text:
         seconds = _last_user_audio_seconds(context)
         return f"I heard about {seconds:.1f} seconds of audio from you. Please go on."
-    quote = user_text if len(user_text) <= _QUOTE_LIMIT else user_text[:_QUOTE_LIMIT] + "…"
+    quote = _quote(user_text)
     if _GREETING.match(user_text):
         return f'Hello! You said: "{quote}" Nice to hear from you.'
     if user_text.rstrip().endswith("?"):

@@ -5,6 +5,26 @@ protocol only: like the API, a client that asks for the beta shape (``OpenAI-Bet
 or the ``openai-beta.realtime-v1`` subprotocol) gets ``beta_api_shape_disabled`` and close 4000.
 Selects the ``realtime`` subprotocol only when the client offers it; any credentials are
 accepted and ignored.
+
+Test tools on the same port, to make the upstream fail on demand (the simulator is a test
+double, not the bridge: like its WebSocket, they take no credentials):
+
+* ``POST /admin/drop`` ends open sessions as a failing upstream would. Query parameters, all
+  optional: ``session``, a session id (``session.id`` of ``session.created``; default: every
+  open session); ``code``, the close code sent (1000-1003, 1007-1014 or 3000-4999; default
+  1011), or ``abrupt``: the TCP connection is aborted with no close frame, as by a crashed
+  server or a network failure; ``reason``, the close reason (default ``session dropped by the
+  simulator``, at most 123 bytes). Nothing the session had queued is sent after the drop. The
+  answer, ``{"dropped": N}`` (0 when no such session is open), comes once the close frames are
+  written (or the connections aborted); each handshake then completes when the client answers
+  (within ``CLOSE_TIMEOUT_S``, else the connection is closed). A bad ``code`` or ``reason``
+  gets 400 in the API's error shape.
+* ``GET /admin/sessions`` lists the open sessions' ids, oldest first:
+  ``{"sessions": ["sess_…", …]}`` (a session being dropped is no longer listed).
+
+Every close the server starts (a drop, the session's own end, shutdown) is a full close
+handshake: the handler sends the close frame and waits for the client's (at most
+``CLOSE_TIMEOUT_S``) before the connection goes, so the client ends with the code sent.
 """
 
 from __future__ import annotations
@@ -14,6 +34,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -21,7 +42,7 @@ from aiohttp import WSMsgType, web
 from realtime_bridge.errors import UpstreamError
 from realtime_bridge.upstream.base import UpstreamClosed, UpstreamRequest
 
-from .adapter import LocalUpstream
+from .adapter import LocalConnection, LocalUpstream
 from .core import DEFAULT_MODEL
 from .events import error
 from .ids import new_id
@@ -30,14 +51,66 @@ logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # 15 MiB of audio per append, base64-encoded, plus JSON
 PING_INTERVAL_S = 20.0
+#: How long a close the server starts waits for the client's close frame.
+CLOSE_TIMEOUT_S = 2.0
+DROP_DEFAULT_CODE = 1011
+DROP_REASON = "session dropped by the simulator"
+#: Close codes an endpoint may send (RFC 6455 and the IANA registry; 1004-1006 and 1015 are
+#: reserved, never sent), the ones clients such as aiohttp, websockets and picows accept.
+SENDABLE_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
+
+
+@dataclass(eq=False, slots=True)
+class _Session:
+    """One open session's socket, and how the server ends it.
+
+    The handler reads the client in its own task: a close the server starts (:meth:`end`) stops
+    that task and the handler closes the socket itself. aiohttp's ``close`` called while another
+    task is in ``receive`` drops the connection right after the close frame, without waiting for
+    the client's: a client that answers late would see a 1006 instead of the code sent.
+    """
+
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    reading: asyncio.Task[bool] | None = None
+    close_code: int | None = None
+    close_reason: bytes = b""
+    aborted: bool = False
+    #: The close frame is written (or the connection aborted, or the session over).
+    signalled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The handler is done: the close handshake is over and the connection gone.
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ending(self) -> bool:
+        return self.close_code is not None or self.aborted
+
+    def end(self, code: int, reason: bytes) -> None:
+        """End the session with a close frame (the first call decides the code)."""
+        if self.ending:
+            return
+        self.close_code, self.close_reason = code, reason
+        if self.reading is not None:
+            self.reading.cancel()
+
+    def abort(self) -> None:
+        """End the session without a close frame: the TCP connection is aborted."""
+        if self.ending:
+            return
+        self.aborted = True
+        if self.transport is not None:
+            self.transport.abort()
+        self.signalled.set()
 
 
 class _State:
-    """What the app shares: one upstream and the open sockets (closed on shutdown)."""
+    """What the app shares: one upstream, the open sockets (closed on shutdown) and the sessions
+    by id (for the admin endpoints)."""
 
     def __init__(self, pace: float) -> None:
         self.upstream = LocalUpstream(pace)
         self.sockets: set[web.WebSocketResponse] = set()
+        self.sessions: dict[str, _Session] = {}
 
 
 _STATE = web.AppKey("local_simulator_state", _State)
@@ -77,16 +150,72 @@ def create_app(pace: float = 1.0) -> web.Application:
     app[_STATE] = _State(pace)
     app.router.add_get("/v1/realtime", _handle)
     app.router.add_get("/", _handle)
+    app.router.add_post("/admin/drop", _admin_drop)
+    app.router.add_get("/admin/sessions", _admin_sessions)
     return app
 
 
 async def _close_sockets(app: web.Application) -> None:
     """Tell every connected client the server is going away (close 1001)."""
-    sockets = list(app[_STATE].sockets)
+    state = app[_STATE]
+    sessions = list(state.sessions.values())
+    for session in sessions:
+        session.end(1001, b"server shutting down")
+    owned = {session.ws for session in sessions}
+    others = [ws for ws in state.sockets if ws not in owned]  # not yet (or never) a session
     await asyncio.gather(
-        *(ws.close(code=1001, message=b"server shutting down") for ws in sockets),
+        *(ws.close(code=1001, message=b"server shutting down") for ws in others),
+        *(session.ended.wait() for session in sessions),
         return_exceptions=True,
     )
+
+
+async def _admin_sessions(request: web.Request) -> web.Response:
+    """``GET /admin/sessions``: the open sessions' ids."""
+    sessions = request.app[_STATE].sessions
+    return web.json_response({"sessions": [i for i, s in sessions.items() if not s.ending]})
+
+
+async def _admin_drop(request: web.Request) -> web.Response:
+    """``POST /admin/drop?session=&code=&reason=``: end sessions as a failing upstream would."""
+    state = request.app[_STATE]
+    code = _drop_code(request.query.get("code"))
+    reason = request.query.get("reason", DROP_REASON).encode()
+    if len(reason) > 123:
+        raise web.HTTPBadRequest(text="Invalid 'reason': at most 123 bytes (UTF-8) are sent.")
+    wanted = request.query.get("session")
+    ids = list(state.sessions) if wanted is None else [wanted]
+    dropped = [s for i in ids if (s := state.sessions.get(i)) is not None and not s.ending]
+    for session in dropped:
+        if code is None:
+            session.abort()
+        else:
+            session.end(code, reason)
+    waits = [asyncio.ensure_future(s.signalled.wait()) for s in dropped]
+    if waits:
+        _, late = await asyncio.wait(waits, timeout=CLOSE_TIMEOUT_S)  # a bound, never reached
+        for wait in late:
+            wait.cancel()
+    logger.info("simulator: dropped %d session(s), code %s", len(dropped), code or "abrupt")
+    return web.json_response({"dropped": len(dropped)})
+
+
+def _drop_code(raw: str | None) -> int | None:
+    """The close code a drop sends (None: abrupt, no close frame)."""
+    if raw is None:
+        return DROP_DEFAULT_CODE
+    if raw == "abrupt":
+        return None
+    try:
+        code = int(raw)
+    except ValueError:
+        code = 0
+    if code not in SENDABLE_CLOSE_CODES:
+        raise web.HTTPBadRequest(
+            text=f"Invalid 'code': {raw!r}. Expected 'abrupt' or a close code that may be sent "
+            "(1000-1003, 1007-1014, 3000-4999)."
+        )
+    return code
 
 
 def _wants_beta(request: web.Request) -> bool:
@@ -97,7 +226,10 @@ def _wants_beta(request: web.Request) -> bool:
 
 async def _handle(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
-        protocols=("realtime",), heartbeat=PING_INTERVAL_S, max_msg_size=MAX_MESSAGE_BYTES
+        protocols=("realtime",),
+        heartbeat=PING_INTERVAL_S,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        timeout=CLOSE_TIMEOUT_S,
     )
     ws.headers["x-request-id"] = new_id("req")
     await ws.prepare(request)
@@ -127,17 +259,49 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, state: _State)
     model = request.query.get("model") or DEFAULT_MODEL
     intent = "transcription" if request.query.get("intent") == "transcription" else None
     conn = await state.upstream.connect(UpstreamRequest(new_id("sess"), model, intent))
+    session_id = str(conn.core.session["id"])
+    session = _Session(ws, request.transport)
     outbox = _Outbox()
     conn.attach(outbox)
-    writer = asyncio.create_task(outbox.write_to(ws), name="local-simulator-writer")
+    writer = asyncio.create_task(outbox.write_to(ws, session.end), name="local-simulator-writer")
+    session.reading = reading = asyncio.create_task(
+        _read(ws, conn, outbox), name="local-simulator-reader"
+    )
+    state.sessions[session_id] = session
+    try:
+        await asyncio.wait([reading])  # the client closed or vanished, the core failed, or end()
+        if not reading.cancelled() and reading.result():
+            # the core failed: the writer sends what came before its close, then ends (1011)
+            with contextlib.suppress(ConnectionResetError):
+                await writer
+    finally:
+        state.sessions.pop(session_id, None)
+        reading.cancel()
+        writer.cancel()  # nothing queued goes out after the close frame
+        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+            await writer
+        await conn.close()
+        try:
+            if session.close_code is not None and not session.aborted:
+                # The frame is written before close() first waits (for the client's close
+                # frame: no receive is pending, so aiohttp waits for it), so whoever waits for
+                # ``signalled`` runs once the frame is out.
+                session.signalled.set()
+                await ws.close(code=session.close_code, message=session.close_reason)
+        finally:
+            session.signalled.set()
+            session.ended.set()
+
+
+async def _read(ws: web.WebSocketResponse, conn: LocalConnection, outbox: _Outbox) -> bool:
+    """Feed the client's events to the session until the client goes; True if the core failed."""
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 try:
                     conn.send(msg.data)
-                except UpstreamError:  # the session failed: the writer closes the socket (1011)
-                    await writer
-                    return
+                except UpstreamError:  # the session failed: its close (1011) is queued
+                    return True
             elif msg.type == WSMsgType.BINARY:
                 outbox.upstream_text(
                     orjson.dumps(
@@ -151,11 +315,7 @@ async def _serve(request: web.Request, ws: web.WebSocketResponse, state: _State)
                 )
     except ConnectionResetError:
         pass
-    finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
-            await writer
-        await conn.close()
+    return False
 
 
 class _Outbox:
@@ -179,11 +339,12 @@ class _Outbox:
     def upstream_writable(self, writable: bool) -> None:
         """The in-process upstream always takes data; nothing to do."""
 
-    async def write_to(self, ws: web.WebSocketResponse) -> None:
+    async def write_to(self, ws: web.WebSocketResponse, end: Callable[[int, bytes], None]) -> None:
+        """Send what is queued, in order; at the session's end, have the handler close."""
         while True:
             item = await self._queue.get()
             if isinstance(item, UpstreamClosed):
-                await ws.close(code=item.code or 1000, message=item.reason.encode()[:120])
+                end(item.code or 1000, item.reason.encode()[:120])
                 return
             await ws.send_str(item)
 
