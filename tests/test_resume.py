@@ -4,6 +4,7 @@ dropped on demand, and the conversation goes on with its memory."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from openai import AsyncOpenAI
 
 from realtime_bridge.server.app import BridgeServer
+from realtime_bridge.upstream import websocket as upstream_socket
 from realtime_bridge.upstream.local.server import running_simulator
 from tests import server_tool_impls
 from tests.conftest import running_bridge, ws_url
@@ -99,10 +102,22 @@ async def test_a_drop_between_turns_is_invisible_and_the_conversation_remembered
         assert resumed["reason"] == "upstream_dropped"
         assert resumed["items_replayed"] == 4  # two user messages, two answers
         answer = await client.say("What did I say first?")
+        # Ids the client holds name the same items on the new connection.
+        first_id = next(
+            e["item"]["id"]
+            for e in client.seen
+            if e["type"] == "conversation.item.added" and e["item"].get("role") == "user"
+        )
+        await client.send({"type": "conversation.item.retrieve", "item_id": first_id})
+        retrieved = await client.until("conversation.item.retrieved")
+        await client.send({"type": "conversation.item.delete", "item_id": first_id})
+        deleted = await client.until("conversation.item.deleted")
         types = [e["type"] for e in client.seen]
         async with http.get(f"http://127.0.0.1:{bridge.http_port}/metrics") as response:
             metrics = await response.text()
     assert answer == 'You first said: "I like apples"'
+    assert retrieved["item"]["content"] == [{"type": "input_text", "text": "I like apples"}]
+    assert deleted["item_id"] == first_id
     assert types.count("session.created") == 1  # one session, as the client sees it
     assert types.count("session.updated") == 1
     assert "error" not in types
@@ -307,3 +322,81 @@ async def test_a_phone_call_goes_on_after_a_drop() -> None:
     assert done >= 2
     assert len(caller.audio) > heard  # the caller heard the answer after the drop
     assert session["client_kind"] == "twilio"
+
+
+async def test_an_upstream_that_stops_answering_pings_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, http: aiohttp.ClientSession
+) -> None:
+    """An upstream whose connection stays open but answers nothing (a hung server, a dead
+    path): the bridge's ping goes unanswered, and the session moves to a fresh connection."""
+    monkeypatch.setattr(upstream_socket, "UPSTREAM_PING_IDLE_S", 0.2)
+    monkeypatch.setattr(upstream_socket, "UPSTREAM_PING_TIMEOUT_S", 0.2)
+    connections = 0
+    hang = asyncio.Event()
+
+    async def realtime(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse(protocols=("realtime",), autoping=False)
+        await ws.prepare(request)
+        created = {"type": "session.created", "session": {"type": "realtime", "id": "s"}}
+        await ws.send_str(orjson.dumps(created).decode())
+        if connections == 1:
+            await hang.wait()  # never reads again, so never answers a ping
+        else:
+            async for _ in ws:
+                pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/realtime", realtime)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"ws://127.0.0.1:{runner.addresses[0][1]}/v1/realtime"
+    try:
+        async with (
+            running_bridge(
+                UPSTREAM="openai", OPENAI_API_KEY="sk-test", OPENAI_REALTIME_URL=url
+            ) as bridge,
+            http.ws_connect(ws_url(bridge, query="?bridge_events=true")) as ws,
+        ):
+            client = Client(ws)
+            await client.until("session.created")
+            resumed = await client.until("bridge.session.resumed")
+    finally:
+        hang.set()
+        await runner.cleanup()
+    assert resumed["reason"] == "upstream_dropped"
+    assert connections == 2
+
+
+async def test_audio_keeps_flowing_across_a_drop(http: aiohttp.ClientSession) -> None:
+    """A client streaming speech under server VAD: the upstream drops in the middle; what it
+    sends meanwhile is held and delivered, and its next utterance is heard and answered."""
+    wav = read_wav("speech-hello-24k.wav")
+    assert wav.rate == 24000
+    speech = wav.data
+    chunks = [speech[i : i + 960] for i in range(0, len(speech), 960)] + [bytes(960)] * 50
+    async with (
+        bridge_on_simulator() as (bridge, simulator),
+        http.ws_connect(ws_url(bridge, query="?bridge_events=true")) as ws,
+    ):
+        client = Client(ws)
+        await client.until("session.created")
+        for index, chunk in enumerate(chunks * 2):
+            if index == len(chunks) // 3:
+                await drop(http, simulator, code="abrupt")
+            append = {"type": "input_audio_buffer.append", "audio": b64(chunk)}
+            await client.send(append)
+        await client.until("bridge.session.resumed")
+        committed = await client.until("input_audio_buffer.committed")
+        done = await client.until("response.done")
+    assert committed["item_id"]
+    assert done["response"]["status"] == "completed"
+    assert not [e for e in client.seen if e["type"] == "error"]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -86,6 +86,11 @@ def connect_failure(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+#: An upstream quiet this long is pinged; one that does not answer within the timeout is taken
+#: for dead (its connection is dropped, and the session resumes on a fresh one).
+UPSTREAM_PING_IDLE_S = 20.0
+UPSTREAM_PING_TIMEOUT_S = 10.0
+
 class WebSocketConnection(WSListener):
     """One upstream session: picows calls ``on_ws_*``; the bridge calls the channel methods."""
 
@@ -139,7 +144,10 @@ class WebSocketConnection(WSListener):
         if self._closed is not None:
             return
         refused = closed_by_picows(transport)
-        if refused is not None:
+        if refused is not None and refused.code == WSCloseCode.GOING_AWAY:
+            # picows' auto-ping got no answer (UPSTREAM_PING_TIMEOUT_S): a dead connection
+            self._end(UpstreamClosed(None, "no answer to a ping"))
+        elif refused is not None:
             self._end(UpstreamClosed(None, refused.reason, protocol_error=True))
         else:
             self._end(UpstreamClosed(None, "connection lost"))
@@ -300,6 +308,9 @@ class WebSocketUpstream:
                     websocket_handshake_timeout=None,  # our own timeout covers it all
                     max_frame_size=MAX_UPSTREAM_MESSAGE_BYTES,
                     max_redirects=0,
+                    enable_auto_ping=True,
+                    auto_ping_idle_timeout=UPSTREAM_PING_IDLE_S,
+                    auto_ping_reply_timeout=UPSTREAM_PING_TIMEOUT_S,
                     read_buffer_init_size=READ_BUFFER_BYTES,
                     use_aiofastnet=False,  # uvloop's transports: as fast, less memory
                     logger_name=_LOGGER,
