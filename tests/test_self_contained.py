@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 #: Heavy browser runs read recordings through the same loader; they are not repeated here.
 NOT_REPEATED = ("tests/browser/", "tests/test_self_contained.py")
@@ -25,6 +27,7 @@ def tracked_files() -> list[str]:
     return [name for name in listing.stdout.decode().split("\0") if name]
 
 
+@pytest.mark.timeout(400)  # it runs every recording-based test file again, in a child
 def test_recording_based_tests_pass_from_a_lone_copy(tmp_path: Path) -> None:
     clone = tmp_path / "lonely" / "realtime-bridge"
     for name in tracked_files():
