@@ -91,6 +91,7 @@ def connect_failure(exc: BaseException) -> str:
 UPSTREAM_PING_IDLE_S = 20.0
 UPSTREAM_PING_TIMEOUT_S = 10.0
 
+
 class WebSocketConnection(WSListener):
     """One upstream session: picows calls ``on_ws_*``; the bridge calls the channel methods."""
 
