@@ -60,6 +60,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/twilio_calls.py
 	$(BIN)/python bench/server_tools.py
 	$(BIN)/python bench/large_events.py
+	$(BIN)/python bench/resume.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick
