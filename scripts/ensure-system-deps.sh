@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs when they are missing (Debian/Ubuntu):
 # Chromium for the browser tests, curl for the README examples, Node and npm for the JavaScript
-# clients (tests/js). Uses sudo when not root.
+# clients (tests/js), redis-server for the shared-store tests (started by the tests themselves on
+# a free port; the system service is not needed). Uses sudo when not root.
 # Does nothing when all are present.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

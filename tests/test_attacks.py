@@ -315,7 +315,10 @@ async def test_a_huge_event_does_not_stall_other_sessions(tmp_path: Path, case: 
                     break
             assert event["type"] == answer, event
     print(f"\n{case}: round trips during the work: max {max(trips):.1f} ms")
-    assert max(trips) < 100  # here 6-13 ms; before, up to 164 ms (the item) and 1 260 ms
+    # Here 6-13 ms on an idle machine; before, up to 164 ms (the item) and 1 260 ms (binary).
+    # The bound leaves room for a busy machine; tests/protocol/test_large_events.py shows the
+    # work is split into steps by counting them, not by timing.
+    assert max(trips) < 250
 
 
 async def test_connections_past_the_limit_are_closed_and_said_once(tmp_path: Path) -> None:

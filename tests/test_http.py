@@ -21,6 +21,7 @@ async def test_health(bridge: BridgeServer, http: aiohttp.ClientSession) -> None
     assert body["status"] == "ok"
     assert body["sessions"] == 0
     assert isinstance(body["uptime_s"], float)
+    assert (body["store"], body["store_ok"]) == ("memory", True)  # no REDIS_URL
 
 
 async def test_info_has_the_documented_shape_and_no_secret(

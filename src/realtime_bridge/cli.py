@@ -43,6 +43,7 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--connect-timeout", "UPSTREAM_CONNECT_TIMEOUT_S", "seconds to open the upstream"),
     ("--shutdown-grace", "SHUTDOWN_GRACE_S", "seconds sessions get to finish on SIGTERM"),
     ("--local-audio-pace", "LOCAL_AUDIO_PACE", "local upstream audio speed (0 = at once)"),
+    ("--workers", "WORKERS", "worker processes sharing the ports (default 1; auto = CPUs)"),
 )
 
 
@@ -117,9 +118,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _call(args, settings)
     if args.command == "simulator":
         return _run(lambda: _simulator(settings.host, args.port, settings.local_audio_pace))
-    from realtime_bridge.server.app import serve
+    from realtime_bridge.server.supervisor import WORKER_ENV
 
-    return _run(lambda: serve(settings))
+    worker = os.environ.get(WORKER_ENV)
+    if settings.workers > 1 and worker is None:
+        return _supervise(settings)
+    from realtime_bridge.server.app import serve
+    from realtime_bridge.server.cluster import WorkerIdentity
+
+    identity = WorkerIdentity.parse(worker) if worker else None
+    return _run(lambda: serve(settings, worker=identity))
+
+
+def _supervise(settings: Settings) -> int:
+    """``WORKERS`` > 1: this process supervises the workers (server/supervisor.py)."""
+    from realtime_bridge.server.supervisor import supervise
+
+    code = EXIT_OK
+
+    async def entry() -> None:
+        nonlocal code
+        code = await supervise(settings)
+
+    try:
+        started = _run(entry)
+    except ConfigError as exc:
+        print(f"realtime-bridge: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return started if started != EXIT_OK else code
 
 
 def _call(args: argparse.Namespace, settings: Settings) -> int:

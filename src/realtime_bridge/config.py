@@ -9,11 +9,13 @@ which is the opposite of what we want here, so we use plain pydantic plus python
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -45,7 +47,7 @@ SECRET_VARIABLES = frozenset(
 
 
 #: URLs are not echoed in error messages either: a bad one may carry credentials.
-_URL_VARIABLES = frozenset({"OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT"})
+_URL_VARIABLES = frozenset({"OPENAI_REALTIME_URL", "AZURE_OPENAI_ENDPOINT", "REDIS_URL"})
 #: Query parameters that carry credentials (``api-key=``, ``token=``, ``secret=``, …).
 _CREDENTIAL_PARAM = re.compile(
     r"(?:^|&)[^=&]*(?:key|token|secret|password|passwd|auth|signature|sig)[^=&]*=", re.I
@@ -60,6 +62,31 @@ def public_url(url: str) -> str:
         host = f"[{host}]"
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container's
+    CPU limit), so ``WORKERS=auto`` in a pod limited to 2 CPUs starts 2 workers, not one per
+    CPU of the node."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = count or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(count, math.ceil(quota))) if quota is not None else count
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by the cgroup (v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``); None: none."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota_us / period_us if quota_us > 0 else None
 
 
 class Settings(BaseModel):
@@ -115,11 +142,14 @@ class Settings(BaseModel):
     commit_response_window_ms: float = Field(
         300.0, alias="COMMIT_RESPONSE_WINDOW_MS", ge=0, le=10000
     )
+    workers: int = Field(1, alias="WORKERS", ge=1, le=256)
     resume_on_upstream_drop: bool = Field(True, alias="RESUME_ON_UPSTREAM_DROP")
     resume_deadline_s: float = Field(15.0, alias="RESUME_DEADLINE_S", gt=0)
     upstream_rollover_s: float = Field(3300.0, alias="UPSTREAM_ROLLOVER_S", ge=0)
     resume_memory_items: int = Field(500, alias="RESUME_MEMORY_ITEMS", ge=1)
     resume_memory_bytes: int = Field(1024 * 1024, alias="RESUME_MEMORY_BYTES", ge=1024)
+    #: The shared store (limits, sessions, revocations) of several instances; unset: memory.
+    redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
 
     @field_validator("bridge_api_keys", "allowed_origins", "twilio_parameters", mode="before")
     @classmethod
@@ -132,6 +162,14 @@ class Settings(BaseModel):
     @classmethod
     def _lowercase(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        """``auto``: one worker per CPU the process may run on."""
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return usable_cpus()
+        return value
 
     @field_validator("openai_realtime_url")
     @classmethod
@@ -164,6 +202,16 @@ class Settings(BaseModel):
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value
 
     @model_validator(mode="after")
@@ -220,6 +268,9 @@ class Settings(BaseModel):
             self.twilio_auth_token,
             *self.bridge_api_keys,
         ]
+        if self.redis_url is not None:
+            password = urlsplit(self.redis_url.get_secret_value()).password or ""
+            secrets += [SecretStr(password), SecretStr(unquote(password))]  # as given, as sent
         return tuple(
             s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -206,6 +206,8 @@ class BridgeMetrics(Collector):
         self._started: Counter[str] = Counter()
         self._resumed: Counter[tuple[str, str]] = Counter()
         self._resume = _Histogram(CONNECT_BUCKETS)
+        #: Whether the store of limits and sessions answers (Redis may not; memory always does).
+        self.store_up: Callable[[], bool] = _always
         self.registry.register(self)
 
     def session_started(
@@ -260,6 +262,11 @@ class BridgeMetrics(Collector):
 
         yield GaugeMetricFamily(
             "realtime_bridge_sessions_active", "Client sessions open now.", value=len(live)
+        )
+        yield GaugeMetricFamily(
+            "realtime_bridge_store_up",
+            "1 while the store of limits and sessions answers (Redis with REDIS_URL), else 0.",
+            value=1 if self.store_up() else 0,
         )
         sessions = CounterMetricFamily(
             "realtime_bridge_sessions",
@@ -351,6 +358,10 @@ class BridgeMetrics(Collector):
         for kind, count in sorted(tokens.items()):
             tokens_family.add_metric((kind,), count)
         yield tokens_family
+
+
+def _always() -> bool:
+    return True
 
 
 class SessionSource:

@@ -19,8 +19,9 @@ from realtime_bridge.metrics import BridgeMetrics, ToolMetrics
 from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.rules import load_policy
 from realtime_bridge.server.access import AccessControl
-from realtime_bridge.server.admin import add_admin_routes
+from realtime_bridge.server.admin import ENDED_BY_ADMIN, add_admin_routes
 from realtime_bridge.server.admission import install_log_filters
+from realtime_bridge.server.cluster import Cluster, WorkerIdentity
 from realtime_bridge.server.endpoint import SessionEndpoint, quiet_picows_logs
 from realtime_bridge.server.http import (
     STATE_KEY,
@@ -39,9 +40,11 @@ from realtime_bridge.server.listeners import (
 from realtime_bridge.server.page import add_page_routes
 from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
+from realtime_bridge.server.shared import SharedRegistry
 from realtime_bridge.server.twilio_calls import add_twilio_routes
 from realtime_bridge.store.base import Store
 from realtime_bridge.store.memory import MemoryStore
+from realtime_bridge.store.redis import RedisStore
 from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
@@ -109,14 +112,30 @@ class BridgeServer:
     """The whole server: start it, serve until told to stop, shut down gracefully."""
 
     def __init__(
-        self, settings: Settings, upstream: Upstream | None = None, store: Store | None = None
+        self,
+        settings: Settings,
+        upstream: Upstream | None = None,
+        store: Store | None = None,
+        worker: WorkerIdentity | None = None,
     ) -> None:
         self.settings = settings
+        #: One of a supervisor's workers (``WORKERS`` > 1): shared ports, a shared view.
+        self.worker = worker
+        self.cluster: Cluster | None = None
         self.upstream = upstream or create_upstream(settings)
         self.registry = SessionRegistry(settings.max_sessions)
         policy = load_policy(settings.bridge_policy_file)
+        if store is None and settings.redis_url is not None:
+            store = RedisStore(settings.redis_url.get_secret_value())
+        shared = (
+            SharedRegistry(store, self.registry, self._end_by_id)
+            if isinstance(store, RedisStore)
+            else None
+        )
         self.access = AccessControl(settings, policy, store or MemoryStore())
         metrics = BridgeMetrics() if settings.metrics_enabled else None
+        if metrics is not None and shared is not None:
+            metrics.store_up = lambda: shared.ok
         tools = policy.all_tools()
         self.state = ServerState(
             settings=settings,
@@ -129,6 +148,7 @@ class BridgeServer:
                 if tools
                 else None
             ),
+            shared=shared,
         )
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
@@ -148,25 +168,61 @@ class BridgeServer:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.gate.loop_exception)
         self._descriptor_watch = loop.create_task(self.gate.watch_descriptors())
+        if self.state.shared is not None:  # limits shared from the first session (bounded wait)
+            await self.state.shared.start()
+        shared = self.worker is not None
         if s.single_listener:
             runner = await self._http_runner(build_app(self.state, shared=True))
             server = await listen_shared(
-                self.endpoint, runner, s.host, s.ws_port, s.max_message_bytes, self.gate
+                self.endpoint,
+                runner,
+                s.host,
+                s.ws_port,
+                s.max_message_bytes,
+                self.gate,
+                reuse_port=shared,
             )
             self._servers.append(server)
             self.ws_port = self.http_port = _bound_port(server)
         else:
             server = await listen_sessions(
-                self.endpoint, s.host, s.ws_port, s.max_message_bytes, self.gate
+                self.endpoint, s.host, s.ws_port, s.max_message_bytes, self.gate, reuse_port=shared
             )
             self._servers.append(server)
             self.ws_port = _bound_port(server)
             runner = await self._http_runner(build_app(self.state))
-            http_server = await listen_http(runner, s.host, s.http_port, self.gate)
+            http_server = await listen_http(
+                runner, s.host, s.http_port, self.gate, reuse_port=shared
+            )
             self._servers.append(http_server)
             self.http_port = _bound_port(http_server)
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
+        if self.worker is not None:
+            self.cluster = Cluster(self.worker, self._cluster_snapshot, self._end_by_id)
+            if self.state.shared is None:  # with Redis, each worker counts as an instance there
+                self.registry.elsewhere.append(self.cluster.others_sessions)
+            self.state.cluster = self.cluster
+            self.cluster.start()
+
+    def _cluster_snapshot(self) -> dict[str, object]:
+        """What this worker tells the others, once a second (see server/cluster.py)."""
+        metrics = self.state.metrics
+        return {
+            "session_count": len(self.registry),
+            "sessions": [record.summary() for record in self.registry],
+            "draining": self.state.draining,
+            "uptime_s": self.state.uptime_s,
+            "metrics": metrics.exposition().decode() if metrics is not None else "",
+        }
+
+    def _end_by_id(self, session_id: str) -> bool:
+        """Another worker's ``DELETE /sessions/{id}`` for a session of this one."""
+        record = self.registry.get(session_id)
+        if record is None or record.request_end is None:
+            return False
+        record.request_end(ClientError(ErrorCode.SESSION_EXPIRED, ENDED_BY_ADMIN))
+        return True
 
     async def _http_runner(self, app: web.Application) -> web.AppRunner:
         runner = web.AppRunner(
@@ -208,9 +264,13 @@ class BridgeServer:
         for server in self._servers:
             server.close()
         self._servers.clear()
+        if self.cluster is not None:
+            await self.cluster.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self.state.shared is not None:
+            await self.state.shared.stop()
         await self.upstream.aclose()
         if self.state.tools is not None:
             await self.state.tools.close()
@@ -237,9 +297,11 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(settings: Settings, out: TextIO = sys.stdout) -> None:
+async def serve(
+    settings: Settings, out: TextIO = sys.stdout, worker: WorkerIdentity | None = None
+) -> None:
     """Run until SIGINT/SIGTERM, printing the ready line once both listeners are bound."""
-    server = BridgeServer(settings)
+    server = BridgeServer(settings, worker=worker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,9 @@ from realtime_bridge import __version__
 from realtime_bridge.config import Settings, public_url
 from realtime_bridge.metrics import BridgeMetrics
 from realtime_bridge.server.access import AccessControl
+from realtime_bridge.server.cluster import Cluster, merge_expositions
 from realtime_bridge.server.sessions import SessionRegistry
+from realtime_bridge.server.shared import SharedRegistry
 from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 
@@ -46,6 +49,10 @@ class ServerState:
     access: AccessControl | None = None
     #: Runs the operator's tools (None: the policy declares none).
     tools: ToolRunner | None = None
+    #: This worker's view of the others, when a supervisor runs several (``WORKERS``).
+    cluster: Cluster | None = None
+    #: The other instances, through the shared store (``REDIS_URL``; None: memory).
+    shared: SharedRegistry | None = None
 
     @property
     def uptime_s(self) -> float:
@@ -68,9 +75,38 @@ async def health(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     if state.draining:
         return web.json_response({"status": "draining"}, status=503)
-    return web.json_response(
-        {"status": "ok", "sessions": len(state.registry), "uptime_s": state.uptime_s}
-    )
+    body: dict[str, Any] = {
+        "status": "ok",
+        "sessions": len(state.registry),
+        "uptime_s": state.uptime_s,
+        **store_status(state),
+    }
+    if state.cluster is not None:  # the whole server: every worker
+        workers = _workers(state)
+        body["sessions"] = sum(worker["sessions"] for worker in workers)
+        body["workers"] = workers
+    return web.json_response(body)
+
+
+def _workers(state: ServerState) -> list[dict[str, Any]]:
+    """Each worker as the others see it: this one live, the rest from their snapshots."""
+    assert state.cluster is not None
+    me = {
+        "index": state.cluster.me.index,
+        "pid": os.getpid(),
+        "sessions": len(state.registry),
+        "draining": state.draining,
+    }
+    others = [
+        {
+            "index": other["index"],
+            "pid": other["pid"],
+            "sessions": other.get("session_count", 0),
+            "draining": other.get("draining", False),
+        }
+        for other in state.cluster.others()
+    ]
+    return sorted([me, *others], key=lambda worker: int(worker["index"]))
 
 
 async def info(request: web.Request) -> web.Response:
@@ -87,14 +123,27 @@ async def info(request: web.Request) -> web.Response:
         "listeners": {"ws": state.ws_url, "http": state.http_url},
         "audio_formats": list(AUDIO_FORMATS),
         "sessions": {"active": len(state.registry), "max": settings.max_sessions},
+        "workers": 1,
         "auth": {
             "client_token_required": bool(settings.bridge_api_keys),
             "client_secrets": bool(settings.bridge_api_keys),
             "demo_secrets": bool(settings.bridge_api_keys) and settings.demo_secrets,
         },
         "uptime_s": state.uptime_s,
+        **store_status(state),
     }
+    if state.cluster is not None:  # the whole server: every worker
+        workers = _workers(state)
+        body["sessions"]["active"] = sum(worker["sessions"] for worker in workers)
+        body["workers"] = len(workers)
     return web.json_response(body)
+
+
+def store_status(state: ServerState) -> dict[str, Any]:
+    """Where limits and sessions are kept, and whether it answers (memory always does)."""
+    if state.shared is None:
+        return {"store": "memory", "store_ok": True}
+    return state.shared.status()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,8 +170,25 @@ async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     if state.metrics is None:
         return error_response(404, "not_found", "Metrics are disabled (METRICS_ENABLED=false).")
-    return web.Response(
-        body=state.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    body = state.metrics.exposition()
+    if state.cluster is not None:  # the whole server: every worker's, summed
+        texts = [body.decode(), *(o.get("metrics", "") for o in state.cluster.others())]
+        texts.append(_supervisor_metrics(state.cluster.supervisor()))
+        body = merge_expositions(texts)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _supervisor_metrics(counts: dict[str, Any]) -> str:
+    """What the supervisor counts, in the exposition format (server/supervisor.py)."""
+    return (
+        "# HELP realtime_bridge_worker_restarts_total Worker processes that died and were "
+        "restarted.\n"
+        "# TYPE realtime_bridge_worker_restarts_total counter\n"
+        f"realtime_bridge_worker_restarts_total {float(counts.get('restarts', 0))}\n"
+        "# HELP realtime_bridge_worker_lost_sessions_total Sessions a worker held when it "
+        "died.\n"
+        "# TYPE realtime_bridge_worker_lost_sessions_total counter\n"
+        f"realtime_bridge_worker_lost_sessions_total {float(counts.get('lost_sessions', 0))}\n"
     )
 
 

@@ -119,22 +119,31 @@ async def listen_sessions(
     port: int,
     max_message_bytes: int,
     gate: ConnectionGate | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """The client listener on its own port: every connection goes to the WebSocket protocol,
     through the same head reader as a shared port (so the endpoint knows the client's address,
-    and an unfinished head is closed after the handshake timeout)."""
+    and an unfinished head is closed after the handshake timeout). ``reuse_port``: several
+    worker processes listen on the port (``SO_REUSEPORT``)."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
         lambda: FirstRequestRouter(websocket_for(endpoint, max_message_bytes), None, gate),
         host,
         port,
         reuse_address=True,
+        reuse_port=reuse_port or None,
         backlog=1024,
     )
 
 
 async def listen_http(
-    runner: web.AppRunner, host: str, port: int, gate: ConnectionGate | None = None
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    gate: ConnectionGate | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """The HTTP API on its own port, behind the head reader: a request head not finished within
     the handshake timeout closes the connection (aiohttp itself would wait for ever)."""
@@ -142,7 +151,12 @@ async def listen_http(
     assert http is not None, "the runner must be set up first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: FirstRequestRouter(None, http, gate), host, port, reuse_address=True, backlog=1024
+        lambda: FirstRequestRouter(None, http, gate),
+        host,
+        port,
+        reuse_address=True,
+        reuse_port=reuse_port or None,
+        backlog=1024,
     )
 
 
@@ -279,6 +293,8 @@ async def listen_shared(
     port: int,
     max_message_bytes: int,
     gate: ConnectionGate | None = None,
+    *,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     """One port for client sessions and the HTTP API."""
     websocket = websocket_for(endpoint, max_message_bytes)
@@ -290,5 +306,6 @@ async def listen_shared(
         host,
         port,
         reuse_address=True,
+        reuse_port=reuse_port or None,
         backlog=1024,
     )

@@ -140,6 +140,11 @@ class SessionRegistry:
         self.total = 0
         self._sessions: dict[str, SessionRecord] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        #: Sessions this server's other processes hold (other workers, other instances), as
+        #: last heard: ``MAX_SESSIONS`` counts the whole server.
+        self.elsewhere: list[Callable[[], int]] = []
+        #: Told whenever a session is added or removed (a shared store publishes then).
+        self.on_change: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -149,7 +154,10 @@ class SessionRegistry:
 
     @property
     def full(self) -> bool:
-        return len(self._sessions) >= self.max_sessions
+        held = len(self._sessions)
+        if held >= self.max_sessions:
+            return True
+        return held + sum(count() for count in self.elsewhere) >= self.max_sessions
 
     def get(self, session_id: str) -> SessionRecord | None:
         return self._sessions.get(session_id)
@@ -169,6 +177,8 @@ class SessionRegistry:
                 record.request_end(error)
 
     def _notify(self) -> None:
+        for listener in self.on_change:
+            listener()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
