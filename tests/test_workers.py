@@ -37,6 +37,42 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
         raise AssertionError(f"not reached within {TIMEOUT} s: {what}") from None
 
 
+def run_dir(served: Served) -> Path:
+    found = re.search(r"run directory (\S+)\)", served.log.read_text())
+    assert found is not None
+    return Path(found.group(1))
+
+
+async def snapshot_shows(served: Served, index: int, sessions: int) -> None:
+    """Wait until worker ``index``'s snapshot (what the supervisor counts when it dies) shows
+    its sessions: snapshots are written once a second."""
+
+    async def written() -> bool:
+        try:
+            data = orjson.loads((run_dir(served) / f"worker-{index}.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        return bool(data.get("session_count") == sessions)
+
+    await until(written, f"worker {index}'s snapshot with its {sessions} sessions")
+
+
+async def snapshots_show(served: Served, total: int) -> None:
+    """Wait until every worker's snapshot is in step with its sessions (``total`` in all), so
+    that whichever worker answers a request sees the same whole server."""
+
+    async def in_step() -> bool:
+        count = 0
+        for path in run_dir(served).glob("worker-*.json"):
+            try:
+                count += int(orjson.loads(path.read_bytes()).get("session_count", 0))
+            except (OSError, orjson.JSONDecodeError):
+                return False
+        return count == total
+
+    await until(in_step, f"the workers' snapshots showing {total} sessions")
+
+
 class Served:
     log: Path
 
@@ -112,6 +148,7 @@ async def test_sessions_spread_over_workers_and_the_api_sees_them_all(served: Se
             health = await served.get(http, "/health")
             return health["sessions"] == 10 and len(health["workers"]) == 2
 
+        await snapshots_show(served, 10)
         await until(all_counted, "/health counts the ten sessions of both workers")
         health = await served.get(http, "/health")
         per_worker = [worker["sessions"] for worker in health["workers"]]
@@ -142,6 +179,7 @@ async def test_a_session_on_another_worker_can_be_ended_from_any(served: Served)
         async def listed_all() -> bool:
             return len((await served.get(http, "/sessions"))["sessions"]) == 8
 
+        await snapshots_show(served, 8)
         await until(listed_all, "every session listed")
         sessions = (await served.get(http, "/sessions"))["sessions"]
         # Whichever worker answers the DELETE, every session is ended, each by its own worker.
@@ -168,9 +206,11 @@ async def test_a_killed_worker_is_replaced_and_the_others_sessions_go_on(served:
             workers = (await served.get(http, "/health"))["workers"]
             return len(workers) == 2 and all(w["sessions"] > 0 for w in workers)
 
+        await snapshots_show(served, 10)
         await until(both_busy, "sessions on both workers")
         sessions = (await served.get(http, "/sessions"))["sessions"]
         victim = (await served.get(http, "/health"))["workers"][0]
+        await snapshot_shows(served, victim["index"], victim["sessions"])
         os.kill(victim["pid"], signal.SIGKILL)
         survivors = [s["id"] for s in sessions if s["worker"] != victim["index"]]
         # The other worker's sessions are untouched: each still answers a turn.
@@ -238,3 +278,55 @@ async def test_max_sessions_counts_every_worker(served: Served) -> None:
             await ws.close()
     assert refused == [503]
     assert max(per_worker) < 12  # no worker was full on its own: the limit is the server's
+
+
+async def test_a_failing_worker_ends_its_sessions_with_1011_and_is_replaced(
+    served: Served,
+) -> None:
+    """A worker that can no longer keep its place among the others (here: its snapshot cannot
+    be written) ends its sessions with 1011 and exits; the supervisor counts them and starts a
+    new worker. The other worker's sessions go on."""
+    async with aiohttp.ClientSession() as http:
+        clients = [await http.ws_connect(served.ws) for _ in range(10)]
+        for ws in clients:
+            await ws.receive()
+
+        async def both_busy() -> bool:
+            workers = (await served.get(http, "/health"))["workers"]
+            return len(workers) == 2 and all(w["sessions"] > 0 for w in workers)
+
+        await snapshots_show(served, 10)
+        await until(both_busy, "sessions on both workers")
+        failing = (await served.get(http, "/health"))["workers"][0]
+        await snapshot_shows(served, failing["index"], failing["sessions"])
+        blocker = run_dir(served) / f"worker-{failing['index']}.tmp"
+        blocker.mkdir()  # where the worker writes its next snapshot: it cannot any more
+
+        async def told(ws: aiohttp.ClientWebSocketResponse) -> int:
+            """The error event, then the close code."""
+            event = orjson.loads((await ws.receive()).data)
+            assert event["error"]["code"] == "internal_error"
+            return int((await ws.receive()).data)
+
+        waiting = [asyncio.ensure_future(told(ws)) for ws in clients]
+        ended: list[int] = []
+        for finished in asyncio.as_completed(waiting, timeout=TIMEOUT):
+            ended.append(await finished)
+            if len(ended) == failing["sessions"]:
+                break
+        for task in waiting:  # the other worker's clients are told nothing
+            task.cancel()
+        blocker.rmdir()
+
+        async def replaced() -> bool:
+            workers = (await served.get(http, "/health"))["workers"]
+            return len(workers) == 2 and failing["pid"] not in {w["pid"] for w in workers}
+
+        await until(replaced, "a new worker in place of the failed one")
+        metrics = await served.text(http, "/metrics")
+        for ws in clients:
+            await ws.close()
+    assert ended == [1011] * failing["sessions"]
+    lost = re.search(r"^realtime_bridge_worker_lost_sessions_total (\S+)$", metrics, re.M)
+    assert lost is not None
+    assert float(lost.group(1)) == failing["sessions"]

@@ -50,6 +50,8 @@ from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
 
 log = get_logger("server")
+#: How long a failed worker waits for its sessions' closes before it exits.
+FAILED_CLOSE_TIMEOUT_S = 2.0
 
 #: After the grace period, how long sessions get to close once told to.
 FORCED_CLOSE_TIMEOUT_S = 3.0
@@ -122,6 +124,8 @@ class BridgeServer:
         #: One of a supervisor's workers (``WORKERS`` > 1): shared ports, a shared view.
         self.worker = worker
         self.cluster: Cluster | None = None
+        #: Set when this worker must stop (its sessions already told): ``serve`` exits with 1.
+        self.failed = asyncio.Event()
         self.upstream = upstream or create_upstream(settings)
         self.registry = SessionRegistry(settings.max_sessions)
         policy = load_policy(settings.bridge_policy_file)
@@ -199,7 +203,9 @@ class BridgeServer:
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
         if self.worker is not None:
-            self.cluster = Cluster(self.worker, self._cluster_snapshot, self._end_by_id)
+            self.cluster = Cluster(
+                self.worker, self._cluster_snapshot, self._end_by_id, self._worker_failed
+            )
             if self.state.shared is None:  # with Redis, each worker counts as an instance there
                 self.registry.elsewhere.append(self.cluster.others_sessions)
             self.state.cluster = self.cluster
@@ -215,6 +221,15 @@ class BridgeServer:
             "uptime_s": self.state.uptime_s,
             "metrics": metrics.exposition().decode() if metrics is not None else "",
         }
+
+    def _worker_failed(self, cause: BaseException) -> None:
+        """This worker cannot go on (see :class:`Cluster`): its sessions end with 1011
+        (``internal_error``) and the process exits, for the supervisor to start a new one."""
+        log.error("worker %s failed: %s; ending its sessions", self.worker, cause)
+        self.registry.end_all(
+            ClientError(ErrorCode.INTERNAL_ERROR, "The bridge's worker process failed.")
+        )
+        self.failed.set()
 
     def _end_by_id(self, session_id: str) -> bool:
         """Another worker's ``DELETE /sessions/{id}`` for a session of this one."""
@@ -265,7 +280,7 @@ class BridgeServer:
             server.close()
         self._servers.clear()
         if self.cluster is not None:
-            await self.cluster.stop()
+            await self.cluster.stop(keep_snapshot=self.failed.is_set())
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
@@ -328,7 +343,15 @@ async def serve(
         server.state.http_url,
         server.upstream.kind,
     )
-    await stop.wait()
+    stopping = asyncio.ensure_future(stop.wait())
+    failing = asyncio.ensure_future(server.failed.wait())
+    await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    failing.cancel()
+    if server.failed.is_set():
+        await server.registry.wait_empty(FAILED_CLOSE_TIMEOUT_S)  # the 1011s go out first
+        await server.shutdown()
+        raise SystemExit(1)
     log.info("shutdown requested")
     took = await server.shutdown()
     log.info("shutdown complete in %.3f s", took)

@@ -59,10 +59,14 @@ class Cluster:
         me: WorkerIdentity,
         snapshot: Callable[[], dict[str, Any]],
         end_session: Callable[[str], bool],
+        failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.me = me
         self._snapshot = snapshot
         self._end_session = end_session
+        #: Called when this worker can no longer keep its place (its snapshot cannot be
+        #: written): a worker the others cannot see must not go on taking sessions.
+        self._failed = failed
         self._task: asyncio.Task[None] | None = None
         self._others_sessions = 0
         me.inbox.mkdir(parents=True, exist_ok=True)
@@ -71,18 +75,26 @@ class Cluster:
         self.tick()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="cluster")
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep_snapshot: bool = False) -> None:
+        """Stop ticking; the snapshot goes (a worker that failed leaves it: the supervisor
+        counts the sessions it held from it)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(OSError):
-            self.me.snapshot_path.unlink()
+        if not keep_snapshot:
+            with contextlib.suppress(OSError):
+                self.me.snapshot_path.unlink()
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)  # the cluster's clock: a snapshot a second
-            self.tick()
+            try:
+                self.tick()
+            except OSError as exc:
+                if self._failed is not None:
+                    self._failed(exc)
+                return
 
     def tick(self) -> None:
         """Write this worker's snapshot and end the sessions others asked it to end."""
