@@ -203,8 +203,13 @@ class BridgeServer:
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
         if self.worker is not None:
+            metrics = self.state.metrics
             self.cluster = Cluster(
-                self.worker, self._cluster_snapshot, self._end_by_id, self._worker_failed
+                self.worker,
+                self._cluster_snapshot,
+                self._end_by_id,
+                self._worker_failed,
+                metrics.exposition if metrics is not None else None,
             )
             if self.state.shared is None:  # with Redis, each worker counts as an instance there
                 self.registry.elsewhere.append(self.cluster.others_sessions)
@@ -213,13 +218,11 @@ class BridgeServer:
 
     def _cluster_snapshot(self) -> dict[str, object]:
         """What this worker tells the others, once a second (see server/cluster.py)."""
-        metrics = self.state.metrics
         return {
             "session_count": len(self.registry),
             "sessions": [record.summary() for record in self.registry],
             "draining": self.state.draining,
             "uptime_s": self.state.uptime_s,
-            "metrics": metrics.exposition().decode() if metrics is not None else "",
         }
 
     def _worker_failed(self, cause: BaseException) -> None:

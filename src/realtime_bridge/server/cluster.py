@@ -25,6 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 #: How often a worker writes its snapshot and reads its inbox.
 TICK_S = 1.0
+#: Every how many ticks it writes its metrics exposition too (the costly part of a snapshot:
+#: a few milliseconds, so not every second; ``/metrics`` is at most this many seconds behind
+#: for the other workers, well inside any scrape interval).
+METRICS_EVERY_TICKS = 5
 #: A snapshot this old belongs to a worker that is gone (or hung).
 STALE_S = 3.0
 
@@ -50,6 +54,10 @@ class WorkerIdentity:
     def inbox(self) -> Path:
         return self.run_dir / f"worker-{self.index}.end"
 
+    @property
+    def metrics_path(self) -> Path:
+        return self.run_dir / f"worker-{self.index}.metrics"
+
 
 class Cluster:
     """This worker's side of the run directory (see the module docstring)."""
@@ -60,9 +68,12 @@ class Cluster:
         snapshot: Callable[[], dict[str, Any]],
         end_session: Callable[[str], bool],
         failed: Callable[[BaseException], None] | None = None,
+        metrics: Callable[[], bytes] | None = None,
     ) -> None:
         self.me = me
         self._snapshot = snapshot
+        self._metrics = metrics
+        self._ticks = 0
         self._end_session = end_session
         #: Called when this worker can no longer keep its place (its snapshot cannot be
         #: written): a worker the others cannot see must not go on taking sessions.
@@ -83,8 +94,9 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if not keep_snapshot:
-            with contextlib.suppress(OSError):
-                self.me.snapshot_path.unlink()
+            for path in (self.me.snapshot_path, self.me.metrics_path):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     async def _run(self) -> None:
         while True:
@@ -99,9 +111,10 @@ class Cluster:
     def tick(self) -> None:
         """Write this worker's snapshot and end the sessions others asked it to end."""
         body = {"index": self.me.index, "pid": os.getpid(), "at": time.time(), **self._snapshot()}
-        temporary = self.me.snapshot_path.with_suffix(".tmp")
-        temporary.write_bytes(orjson.dumps(body))
-        temporary.replace(self.me.snapshot_path)  # readers never see half a file
+        _write(self.me.snapshot_path, orjson.dumps(body))
+        if self._metrics is not None and self._ticks % METRICS_EVERY_TICKS == 0:
+            _write(self.me.metrics_path, self._metrics())
+        self._ticks += 1
         for request in list(self.me.inbox.iterdir()):
             self._end_session(request.name)
             with contextlib.suppress(OSError):
@@ -122,6 +135,15 @@ class Cluster:
             if isinstance(snapshot, dict) and now - float(snapshot.get("at", 0)) < STALE_S:
                 found.append(snapshot)
         return found
+
+    def others_metrics(self) -> list[str]:
+        """The other live workers' latest metrics expositions."""
+        texts = []
+        for snapshot in self.others():
+            path = self.me.run_dir / f"worker-{snapshot['index']}.metrics"
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                texts.append(path.read_text())
+        return texts
 
     def others_sessions(self) -> int:
         """The other workers' sessions as of the last tick (the admission check asks this, so
@@ -146,6 +168,12 @@ class Cluster:
                     (inbox / session_id).touch()
                     return True
         return False
+
+
+def _write(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)  # readers never see half a file
 
 
 def merge_expositions(texts: Iterable[str]) -> bytes:

@@ -172,7 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
         return error_response(404, "not_found", "Metrics are disabled (METRICS_ENABLED=false).")
     body = state.metrics.exposition()
     if state.cluster is not None:  # the whole server: every worker's, summed
-        texts = [body.decode(), *(o.get("metrics", "") for o in state.cluster.others())]
+        texts = [body.decode(), *state.cluster.others_metrics()]
         texts.append(_supervisor_metrics(state.cluster.supervisor()))
         body = merge_expositions(texts)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
