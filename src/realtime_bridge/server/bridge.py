@@ -93,6 +93,8 @@ class BridgeSession(SessionChores, SessionResumption, SessionLifetime):
         self._resume_deadline_s = resume_deadline_s
         self._rollover_s = rollover_s
         self._rollover_pending = False
+        #: When the client last sent something other than audio (a rollover waits it out).
+        self._last_client_event = 0.0
         self._upstream_since = 0.0
         self._bridge_events = bridge_events
         self._on_resumed = on_resumed
@@ -272,6 +274,8 @@ class BridgeSession(SessionChores, SessionResumption, SessionLifetime):
                     )
             if routed.to_client:
                 self._send_client(routed.to_client)
+            if routed.to_upstream and event_type != APPEND:
+                self._last_client_event = now
             self._send_upstream(routed.to_upstream)
             if self._protocol.slicer is not None and not self._busy:
                 self._start_slicing()

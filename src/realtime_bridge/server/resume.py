@@ -39,6 +39,9 @@ RESUMABLE_CLOSE_CODES = frozenset({1001, 1006, 1011, 1012, 1013, 1014})
 BACKOFF_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 #: A connection refused like this will be refused again: no point retrying until the deadline.
 _FOR_GOOD = frozenset({"http_401", "http_403", "http_404"})
+#: A rollover waits until the client's last event (other than audio) is this old, so that the
+#: old connection has taken it in and its effect is in the replay, not lost with the connection.
+ROLLOVER_SETTLE_S = 1.0
 #: The informational event a client that asked for it (``?bridge_events=true``) gets.
 RESUMED = "bridge.session.resumed"
 
@@ -81,6 +84,7 @@ class SessionResumption:
     _resume_deadline_s: float
     _rollover_s: float
     _rollover_pending: bool
+    _last_client_event: float
     _upstream_since: float
     _upstream_paused_since: float | None
     _bridge_events: bool
@@ -113,8 +117,11 @@ class SessionResumption:
         the session moves at its next quiet moment (:meth:`_roll_over_if_quiet`)."""
         if self._rollover_s <= 0 or self._protocol.memory is None:
             return None
-        if self._resuming or self._rollover_pending:
+        if self._resuming:
             return now + 0.25  # the next one is timed from the next connection
+        if self._rollover_pending:
+            self._roll_over_if_quiet()  # due already: now, if the session has gone quiet
+            return now + 0.25
         due = self._upstream_since + self._rollover_s
         if now < due:
             return due
@@ -124,10 +131,12 @@ class SessionResumption:
 
     def _roll_over_if_quiet(self) -> None:
         """A rollover that is due happens now if the session is quiet: no response under way,
-        nobody speaking, nothing of the bridge's own in flight. Called when it falls due and
+        nobody speaking, no client event in the last second, nothing of the bridge's own in
+        flight. Called when it falls due and
         after each upstream event until then."""
         memory = self._protocol.memory
-        if memory is not None and memory.quiet and not self._busy_elsewhere:
+        settled = time.monotonic() - self._last_client_event >= ROLLOVER_SETTLE_S
+        if memory is not None and memory.quiet and settled and not self._busy_elsewhere:
             self._rollover_pending = False
             self._start_resume("rollover")
 
