@@ -50,6 +50,7 @@ import asyncio
 import atexit
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -57,6 +58,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -138,6 +140,7 @@ class Params:
     quiet_wait: float
     max_other_cpu: float
     max_attempts: int
+    source: str
 
 
 @dataclass
@@ -294,6 +297,8 @@ class Started:
 
 
 _RELAY_PARAMS: list[Any] = []
+#: The snapshot of src/ the bridge processes import (see :func:`snapshot_source`).
+_SOURCE: list[str] = []
 
 
 def _bridge_env(ws_port: int, http_port: int, echo_port: int, workers: int) -> dict[str, str]:
@@ -303,6 +308,8 @@ def _bridge_env(ws_port: int, http_port: int, echo_port: int, workers: int) -> d
     env = bridge_env(_RELAY_PARAMS[0], ws_port, http_port, echo_port, metrics=True)
     env["WORKERS"] = str(workers)
     env.pop(WORKER_ENV, None)
+    if _SOURCE:
+        env["PYTHONPATH"] = _SOURCE[0]  # ahead of the editable install's path
     return env
 
 
@@ -1026,23 +1033,50 @@ def _rss_summary(runs: list[Run]) -> str:
 # ---- main ------------------------------------------------------------------------------------
 
 
-def source_state() -> dict[str, str]:
-    """The checked-out commit and a digest of the bridge's source as it is on disk: every run
-    starts fresh processes, so an edit during a long run would mix versions."""
+def _git(*argv: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *argv], capture_output=True, timeout=30, check=False
+    )
+
+
+def snapshot_source(which: str, dest: Path, python: str) -> dict[str, str]:
+    """Copy the bridge's source (``head``: the checked-out commit; ``worktree``: src/ as it is
+    on disk) to ``dest``/src, and make every bridge process import it from there, so an edit
+    made during a long run cannot mix versions. Returns what was measured."""
+    commit = _git("rev-parse", "--short", "HEAD").stdout.decode().strip() or "?"
+    dirty = bool(_git("status", "--porcelain", "--", "src").stdout.strip())
+    if which == "head":
+        archive = _git("archive", "--format=tar", "HEAD", "src")
+        if archive.returncode != 0:
+            raise SystemExit(f"git archive HEAD src failed: {archive.stderr.decode()[:300]}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, filter="data")
+            else:  # Python 3.11 before 3.11.4
+                tar.extractall(dest)
+    else:
+        shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    src = dest / "src"
     digest = hashlib.sha1(usedforsecurity=False)
-    for path in sorted((ROOT / "src").rglob("*.py")):
-        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        commit = ""
-    return {"commit": commit or "?", "src_sha1": digest.hexdigest()[:12]}
+    for path in sorted(src.rglob("*.py")):
+        digest.update(str(path.relative_to(src)).encode() + b"\0" + path.read_bytes())
+    _SOURCE[:] = [str(src)]
+    where = subprocess.run(
+        [python, "-c", "import realtime_bridge; print(realtime_bridge.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout.strip()
+    if not where.startswith(str(src)):
+        raise SystemExit(f"the bridge would not import from the snapshot {src} ({where!r})")
+    label = f"HEAD {commit}" if which == "head" else f"working tree on {commit}"
+    if which == "head" and dirty:
+        label += " (uncommitted changes under src/ not measured)"
+    elif which == "worktree" and dirty:
+        label += " with uncommitted changes"
+    return {"which": which, "commit": commit, "label": label, "src_sha1": digest.hexdigest()[:12]}
 
 
 async def bench(p: Params, args: argparse.Namespace) -> int:
@@ -1056,7 +1090,9 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     deadline = t_start + 60 * p.max_minutes
     incomplete = False
-    source = source_state()
+    interrupted = False
+    source = snapshot_source(p.source, log_dir, p.python)
+    print(f"bridge source: {source['label']}, digest {source['src_sha1']}", flush=True)
     try:
         if any(part in p.parts for part in ("capacity", "plan")):
             why = CpuCgroups.unavailable()
@@ -1082,6 +1118,9 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
         incomplete = not _left(ctx)
         if incomplete:
             print(f"time limit ({p.max_minutes:g} min) reached: some runs skipped", flush=True)
+    except asyncio.CancelledError:
+        interrupted = True  # Ctrl-C or SIGTERM: children stopped; keep what was measured
+        print("interrupted: writing the runs so far", file=sys.stderr, flush=True)
     finally:
         await echo.stop()
         if cgroups is not None:
@@ -1096,15 +1135,15 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
         "command": " ".join(["bench/workers.py", *sys.argv[1:]]),
         "skipped": skipped,
         "incomplete": incomplete,
+        "interrupted": interrupted,
         "source": source,
-        "source_at_end": source_state(),
     }
     emit(runs, meta, args)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"meta": meta, "runs": [asdict(r) for r in runs]}, indent=1))
     print(f"wrote {path}")
-    return 0
+    return 130 if interrupted else 0
 
 
 def emit(runs: list[Run], meta: dict[str, Any], args: argparse.Namespace) -> None:
@@ -1115,15 +1154,10 @@ def emit(runs: list[Run], meta: dict[str, Any], args: argparse.Namespace) -> Non
         f"{m['nproc']} cores, {m['cpu']}, {m['kernel']}; Python {m['python']}, Node {m['node']};"
         f" {m['date']}; `{meta['command']}`; wall time {meta['elapsed_s']} s"
         + ("; INCOMPLETE (time limit)" if meta.get("incomplete") else "")
+        + ("; INTERRUPTED" if meta.get("interrupted") else "")
     )
-    src, src_end = meta.get("source"), meta.get("source_at_end")
-    if src:
-        head += f"; bridge source {src['commit']} (src digest {src['src_sha1']})"
-        if src_end and src_end != src:
-            head += (
-                f"\nWARNING: the bridge's source changed during the run (now {src_end['commit']},"
-                f" digest {src_end['src_sha1']}): the runs mix versions"
-            )
+    if src := meta.get("source"):
+        head += f"\nbridge source: {src['label']}, src digest {src['src_sha1']}"
     for part, why in meta.get("skipped", {}).items():
         head += f"\n{part} skipped: {why}"
     print()
@@ -1186,6 +1220,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         "--python", default=str(DEFAULT_PYTHON if DEFAULT_PYTHON.exists() else sys.executable)
     )
     ap.add_argument("--node", default=shutil.which("node") or "node")
+    ap.add_argument(
+        "--source",
+        choices=("head", "worktree"),
+        default="head",
+        help="bridge code measured: the checked-out commit (default) or src/ as it is on disk;"
+        " either is copied at start, so edits during the run do not count",
+    )
     ap.add_argument("--markdown", default=None, help="markdown section (bench/results/...)")
     ap.add_argument("--json", default=None, help="raw JSON (default bench/results/workers-*.json)")
     ap.add_argument("--render", metavar="JSON", help="only re-render the tables from raw JSON")
@@ -1224,6 +1265,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         quiet_wait=args.quiet_wait if args.quiet_wait is not None else (3.0 if q else 10.0),
         max_other_cpu=args.max_other_cpu,
         max_attempts=args.max_attempts or (1 if q else 2),
+        source=args.source,
     )
     return p, args
 
