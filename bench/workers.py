@@ -37,7 +37,11 @@ is removed when it ends, also on error or Ctrl-C.
 
     .venv/bin/python bench/workers.py            # full run (~20 min on 2 cores, at most 25)
     .venv/bin/python bench/workers.py --quick    # ~5 min smoke run (at most 8)
-    .venv/bin/python bench/workers.py --render bench/results/workers-*.json   # tables again
+    .venv/bin/python bench/workers.py --parts cpu,plan --plan-sessions 345   # parts alone
+    .venv/bin/python bench/workers.py --render A.json B.json   # tables again, runs pooled
+
+The bridge measured is a copy of the checked-out commit's src/ (``--source worktree``: of src/
+as it is on disk; ``--source COMMIT``: of that commit), so edits during a run do not count.
 
 Output: tables on stdout, the same as a markdown section and the raw per-run numbers as JSON
 under bench/results/.
@@ -133,6 +137,7 @@ class Params:
     max_levels: int
     margin: float
     plan_repeats: int
+    plan_sessions: int
     parts: list[str]
     python: str
     node: str
@@ -699,10 +704,13 @@ async def part_plan(ctx: Ctx, runs: list[Run], t_start: float) -> None:
     """(c) One worker in a 1-core cgroup at the planned sessions per core; direct beside it."""
     p = ctx.p
     cap = capacities(runs, p).get(ONE)
-    if not cap or cap["median"] is None:
-        print("plan: no capacity for WORKERS=1, skipped", flush=True)
+    if p.plan_sessions:
+        n = p.plan_sessions
+    elif cap and cap["median"] is not None:
+        n = planned_per_core(cap["median"], p)
+    else:
+        print("plan: no capacity for WORKERS=1 (run capacity, or --plan-sessions), skipped")
         return
-    n = planned_per_core(cap["median"], p)
     for rep in range(p.plan_repeats):
         for config in (DIRECT, ONE):
             if not _left(ctx):
@@ -1041,14 +1049,18 @@ def _git(*argv: str) -> subprocess.CompletedProcess[bytes]:
 
 def snapshot_source(which: str, dest: Path, python: str) -> dict[str, str]:
     """Copy the bridge's source (``head``: the checked-out commit; ``worktree``: src/ as it is
-    on disk) to ``dest``/src, and make every bridge process import it from there, so an edit
-    made during a long run cannot mix versions. Returns what was measured."""
-    commit = _git("rev-parse", "--short", "HEAD").stdout.decode().strip() or "?"
+    on disk; anything else: that commit) to ``dest``/src, and make every bridge process import
+    it from there, so an edit made during a long run cannot mix versions. Returns what was
+    measured."""
+    rev = "HEAD" if which in ("head", "worktree") else which
+    commit = _git("rev-parse", "--short", f"{rev}^{{commit}}").stdout.decode().strip()
+    if not commit:
+        raise SystemExit(f"--source {which}: not a commit")
     dirty = bool(_git("status", "--porcelain", "--", "src").stdout.strip())
-    if which == "head":
-        archive = _git("archive", "--format=tar", "HEAD", "src")
+    if which != "worktree":
+        archive = _git("archive", "--format=tar", commit, "src")
         if archive.returncode != 0:
-            raise SystemExit(f"git archive HEAD src failed: {archive.stderr.decode()[:300]}")
+            raise SystemExit(f"git archive {commit} src failed: {archive.stderr.decode()[:300]}")
         with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, filter="data")
@@ -1071,11 +1083,10 @@ def snapshot_source(which: str, dest: Path, python: str) -> dict[str, str]:
     ).stdout.strip()
     if not where.startswith(str(src)):
         raise SystemExit(f"the bridge would not import from the snapshot {src} ({where!r})")
-    label = f"HEAD {commit}" if which == "head" else f"working tree on {commit}"
-    if which == "head" and dirty:
-        label += " (uncommitted changes under src/ not measured)"
-    elif which == "worktree" and dirty:
-        label += " with uncommitted changes"
+    if which == "worktree":
+        label = f"working tree on {commit}" + (" with uncommitted changes" if dirty else "")
+    else:
+        label = f"commit {commit}" + (" (HEAD)" if which == "head" else "")
     return {"which": which, "commit": commit, "label": label, "src_sha1": digest.hexdigest()[:12]}
 
 
@@ -1202,6 +1213,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     )
     ap.add_argument("--max-levels", type=int, default=16, help="(b) ramp levels per round")
     ap.add_argument("--margin", type=float, default=0.6, help="(c) planning margin (0.6)")
+    ap.add_argument(
+        "--plan-sessions",
+        type=int,
+        default=0,
+        help="(c) sessions (default: from (b)'s capacity of one worker)",
+    )
     ap.add_argument("--plan-repeats", type=int, default=None, help="(c) runs per config (2)")
     ap.add_argument(
         "--max-minutes", type=float, default=None, help="time limit, minutes (25; quick 8)"
@@ -1222,14 +1239,19 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     ap.add_argument("--node", default=shutil.which("node") or "node")
     ap.add_argument(
         "--source",
-        choices=("head", "worktree"),
         default="head",
-        help="bridge code measured: the checked-out commit (default) or src/ as it is on disk;"
-        " either is copied at start, so edits during the run do not count",
+        help="bridge code measured: head (the checked-out commit, default), worktree (src/ as"
+        " it is on disk) or a commit; copied at start, so edits during the run do not count",
     )
     ap.add_argument("--markdown", default=None, help="markdown section (bench/results/...)")
     ap.add_argument("--json", default=None, help="raw JSON (default bench/results/workers-*.json)")
-    ap.add_argument("--render", metavar="JSON", help="only re-render the tables from raw JSON")
+    ap.add_argument(
+        "--render",
+        metavar="JSON",
+        nargs="+",
+        help="only re-render the tables from raw JSON; several runs (for example --parts cpu and"
+        " --parts capacity,plan) of the same source are pooled",
+    )
     args = ap.parse_args(argv)
     q = args.quick
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -1258,6 +1280,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         max_levels=args.max_levels,
         margin=args.margin,
         plan_repeats=args.plan_repeats or (1 if q else 2),
+        plan_sessions=args.plan_sessions,
         parts=parts,
         python=args.python,
         node=args.node,
@@ -1270,10 +1293,38 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     return p, args
 
 
-def rerender(raw_json: str, args: argparse.Namespace) -> int:
-    data = json.loads(Path(raw_json).read_text())
-    runs = [Run(**r) for r in data["runs"]]
-    emit(runs, data["meta"], args)
+def rerender(raw_jsons: list[str], args: argparse.Namespace) -> int:
+    """Tables from the raw JSON of earlier runs. Several are pooled: their repeats (rounds) are
+    numbered on per part, so medians are over all of them."""
+    runs: list[Run] = []
+    metas = []
+    for raw_json in raw_jsons:
+        data = json.loads(Path(raw_json).read_text())
+        metas.append(data["meta"])
+        loaded = [Run(**r) for r in data["runs"]]
+        for part in {r.part for r in loaded}:
+            offset = max((r.repeat + 1 for r in runs if r.part == part), default=0)
+            for r in loaded:
+                if r.part == part:
+                    r.repeat += offset
+        runs += loaded
+    meta = metas[0]
+    if len(metas) > 1:
+        digests = {(m.get("source") or {}).get("src_sha1") for m in metas}
+        if len(digests) > 1:
+            raise SystemExit("only runs of the same bridge source can be pooled")
+        meta = {
+            **meta,
+            "command": "; ".join(m["command"] for m in metas),
+            "elapsed_s": sum(m["elapsed_s"] for m in metas),
+            "incomplete": any(m.get("incomplete") for m in metas),
+            "interrupted": any(m.get("interrupted") for m in metas),
+            "machine": {
+                **meta["machine"],
+                "date": ", ".join(m["machine"]["date"] for m in metas),
+            },
+        }
+    emit(runs, meta, args)
     return 0
 
 

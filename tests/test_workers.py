@@ -334,3 +334,17 @@ async def test_a_failing_worker_ends_its_sessions_with_1011_and_is_replaced(
     lost = re.search(r"^realtime_bridge_worker_lost_sessions_total (\S+)$", metrics, re.M)
     assert lost is not None
     assert float(lost.group(1)) == failing["sessions"]
+
+
+async def test_workers_do_not_outlive_a_killed_supervisor(served: Served) -> None:
+    """A supervisor killed outright (SIGKILL: it cannot drain) takes its workers with it
+    within a tick or two, instead of leaving them serving on their own."""
+    async with aiohttp.ClientSession() as http:
+        pids = [w["pid"] for w in (await served.get(http, "/health"))["workers"]]
+    served.process.kill()
+    await served.process.wait()
+
+    async def gone() -> bool:
+        return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+    await until(gone, "the workers exiting after their supervisor")

@@ -80,6 +80,8 @@ class Cluster:
         self._failed = failed
         self._task: asyncio.Task[None] | None = None
         self._others_sessions = 0
+        #: The supervisor: a worker whose supervisor is gone (killed) must not live on alone.
+        self._parent = os.getppid()
         me.inbox.mkdir(parents=True, exist_ok=True)
 
     def start(self) -> None:
@@ -102,6 +104,8 @@ class Cluster:
         while True:
             await asyncio.sleep(TICK_S)  # the cluster's clock: a snapshot a second
             try:
+                if os.getppid() != self._parent:
+                    raise OSError("the supervisor is gone")
                 self.tick()
             except OSError as exc:
                 if self._failed is not None:
