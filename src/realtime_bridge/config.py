@@ -9,6 +9,7 @@ which is the opposite of what we want here, so we use plain pydantic plus python
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -42,6 +43,7 @@ SECRET_VARIABLES = frozenset(
         "BRIDGE_ADMIN_TOKEN",
         "BRIDGE_SECRET_KEY",
         "TWILIO_AUTH_TOKEN",
+        "WEBRTC_TURN_PASSWORD",
     }
 )
 
@@ -150,8 +152,23 @@ class Settings(BaseModel):
     resume_memory_bytes: int = Field(1024 * 1024, alias="RESUME_MEMORY_BYTES", ge=1024)
     #: The shared store (limits, sessions, revocations) of several instances; unset: memory.
     redis_url: SecretStr | None = Field(None, alias="REDIS_URL")
+    #: WebRTC calls (POST /v1/realtime/calls) terminated by the bridge.
+    webrtc_enabled: bool = Field(True, alias="WEBRTC_ENABLED")
+    #: The address announced in ICE candidates (bound when it is this machine's own).
+    webrtc_public_address: str | None = Field(None, alias="WEBRTC_PUBLIC_ADDRESS")
+    #: ``first-last``: the UDP ports media sockets bind (unset: ephemeral ports).
+    webrtc_udp_ports: tuple[int, int] | None = Field(None, alias="WEBRTC_UDP_PORTS")
+    webrtc_ice_servers: tuple[str, ...] = Field((), alias="WEBRTC_ICE_SERVERS")
+    webrtc_turn_username: str | None = Field(None, alias="WEBRTC_TURN_USERNAME")
+    webrtc_turn_password: SecretStr | None = Field(None, alias="WEBRTC_TURN_PASSWORD")
 
-    @field_validator("bridge_api_keys", "allowed_origins", "twilio_parameters", mode="before")
+    @field_validator(
+        "bridge_api_keys",
+        "allowed_origins",
+        "twilio_parameters",
+        "webrtc_ice_servers",
+        mode="before",
+    )
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -169,6 +186,40 @@ class Settings(BaseModel):
         """``auto``: one worker per CPU the process may run on."""
         if isinstance(value, str) and value.strip().lower() == "auto":
             return usable_cpus()
+        return value
+
+    @field_validator("webrtc_public_address")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("must be an IP address (e.g. 203.0.113.7 or 127.0.0.1)") from None
+
+    @field_validator("webrtc_udp_ports", mode="before")
+    @classmethod
+    def _port_range(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                low, sep, high = value.strip().partition("-")
+                first, last = int(low), int(high if sep else low)
+            except ValueError:
+                raise ValueError("must be a port range such as 40000-40199") from None
+            if not 1024 <= first <= last <= 65535:
+                raise ValueError("must be a port range within 1024-65535, first <= last")
+            return (first, last)
+        return value
+
+    @field_validator("webrtc_ice_servers")
+    @classmethod
+    def _ice_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ValueError("each must be a stun:, turn: or turns: URL")
         return value
 
     @field_validator("openai_realtime_url")
@@ -266,6 +317,7 @@ class Settings(BaseModel):
             self.bridge_admin_token,
             self.bridge_secret_key,
             self.twilio_auth_token,
+            self.webrtc_turn_password,
             *self.bridge_api_keys,
         ]
         if self.redis_url is not None:

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     TOO_MANY_SESSIONS = "too_many_sessions"
     QUOTA_EXCEEDED = "quota_exceeded"
+    INVALID_OFFER = "invalid_offer"
+    CALL_NOT_FOUND = "call_not_found"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ ERROR_POLICY: dict[ErrorCode, ErrorPolicy] = {
     ErrorCode.RATE_LIMITED: ErrorPolicy(CloseCode.TRY_AGAIN_LATER, 429),
     ErrorCode.TOO_MANY_SESSIONS: ErrorPolicy(CloseCode.TRY_AGAIN_LATER, 429),
     ErrorCode.QUOTA_EXCEEDED: ErrorPolicy(CloseCode.POLICY_VIOLATION, 429),
+    ErrorCode.INVALID_OFFER: ErrorPolicy(None, 400),
+    ErrorCode.CALL_NOT_FOUND: ErrorPolicy(None, 404),
 }
 
 

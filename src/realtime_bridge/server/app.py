@@ -42,12 +42,14 @@ from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.server.shared import SharedRegistry
 from realtime_bridge.server.twilio_calls import add_twilio_routes
+from realtime_bridge.server.webrtc_calls import add_webrtc_routes, ice_settings
 from realtime_bridge.store.base import Store
 from realtime_bridge.store.memory import MemoryStore
 from realtime_bridge.store.redis import RedisStore
 from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
+from realtime_bridge.webrtc import ice
 
 log = get_logger("server")
 #: How long a failed worker waits for its sessions' closes before it exits.
@@ -94,7 +96,9 @@ async def _no_server_version(_request: web.Request, response: web.StreamResponse
     response.headers["Server"] = "realtime-bridge"
 
 
-def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
+def build_app(
+    state: ServerState, endpoint: SessionEndpoint, *, shared: bool = False
+) -> web.Application:
     """The HTTP API (on a shared port, WebSocket upgrades never reach it)."""
     middlewares = [one_request_per_connection, json_errors] if shared else [json_errors]
     app = web.Application(middlewares=middlewares, handler_args={"max_field_size": 16384})
@@ -105,6 +109,7 @@ def build_app(state: ServerState, *, shared: bool = False) -> web.Application:
     add_admin_routes(app)
     add_secret_routes(app)
     add_twilio_routes(app)
+    add_webrtc_routes(app, endpoint)
     if shared:
         app.router.add_get("/v1/realtime", upgrade_required)
     return app
@@ -172,11 +177,13 @@ class BridgeServer:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.gate.loop_exception)
         self._descriptor_watch = loop.create_task(self.gate.watch_descriptors())
+        if s.webrtc_enabled:
+            ice.install(ice_settings(self.state))
         if self.state.shared is not None:  # limits shared from the first session (bounded wait)
             await self.state.shared.start()
         shared = self.worker is not None
         if s.single_listener:
-            runner = await self._http_runner(build_app(self.state, shared=True))
+            runner = await self._http_runner(build_app(self.state, self.endpoint, shared=True))
             server = await listen_shared(
                 self.endpoint,
                 runner,
@@ -194,7 +201,7 @@ class BridgeServer:
             )
             self._servers.append(server)
             self.ws_port = _bound_port(server)
-            runner = await self._http_runner(build_app(self.state))
+            runner = await self._http_runner(build_app(self.state, self.endpoint))
             http_server = await listen_http(
                 runner, s.host, s.http_port, self.gate, reuse_port=shared
             )
@@ -315,16 +322,22 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def serve(
-    settings: Settings, out: TextIO = sys.stdout, worker: WorkerIdentity | None = None
-) -> None:
-    """Run until SIGINT/SIGTERM, printing the ready line once both listeners are bound."""
-    server = BridgeServer(settings, worker=worker)
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (where the loop can take signal handlers)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def serve(
+    settings: Settings, out: TextIO = sys.stdout, worker: WorkerIdentity | None = None
+) -> None:
+    """Run until SIGINT/SIGTERM, printing the ready line once both listeners are bound."""
+    server = BridgeServer(settings, worker=worker)
+    stop = stop_on_signals()
     try:
         await server.start()
     except BaseException:

@@ -198,6 +198,11 @@ class ClientConnection(WSListener):
 
     # -- the session's side -------------------------------------------------------------------
 
+    def summary(self) -> dict[str, object]:
+        """What this kind of client adds to the session's end line and listing (a call's ids
+        and counts); nothing for a plain WebSocket."""
+        return {}
+
     def attach(self, sink: ClientSink) -> None:
         """Deliver to ``sink`` from now on, starting with what arrived before."""
         self._sink = sink

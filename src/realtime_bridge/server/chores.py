@@ -140,15 +140,9 @@ class SessionChores:
         """A server tool returned: its output (and maybe the follow-up) goes upstream."""
         if self._ended.done():
             return
-        try:
-            routed = self._protocol.tool_finished(call_id, output)
-            self._send_upstream(routed.to_upstream)
-            self._log_bridge_frames(routed.to_upstream)
-            self._after_bridge_step()
-        except UpstreamError:
-            pass  # the upstream is gone; its callback says how
-        except Exception:
-            self._internal_error("answering a server tool call")
+        self._bridge_step(
+            lambda: self._protocol.tool_finished(call_id, output), "answering a server tool call"
+        )
 
     def _spend(self, tokens: int) -> None:
         """After the response that spent it, a client out of budget is told and closed."""
@@ -186,8 +180,12 @@ class SessionChores:
         self._timer = None
         if self._ended.done():
             return
+        self._bridge_step(lambda: self._protocol.tick(_monotonic()), "running the session's timer")
+
+    def _bridge_step(self, step: Callable[[], Routed], doing: str) -> None:
+        """Send on what one of the bridge's own steps (its clock, a tool's answer) routed."""
         try:
-            routed = self._protocol.tick(_monotonic())
+            routed = step()
             if routed.to_client:
                 self._send_client(routed.to_client)
             if routed.to_upstream:
@@ -197,7 +195,7 @@ class SessionChores:
         except UpstreamError:
             pass  # the upstream is gone; its callback says how
         except Exception:
-            self._internal_error("running the session's timer")
+            self._internal_error(doing)
 
     def _log_bridge_frames(self, frames: tuple[str, ...]) -> None:
         if self._debug:

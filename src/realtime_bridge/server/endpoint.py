@@ -40,6 +40,7 @@ from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import CLIENT_STALLED
 from realtime_bridge.server.http import ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
+from realtime_bridge.server.sideband import attach_sideband, sideband_call
 from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
 from realtime_bridge.server.twilio_channel import TwilioConnection
@@ -138,6 +139,8 @@ class SessionEndpoint:
         phone = target.path == TWILIO_PATH
         if target.path not in SESSION_PATHS and not phone:
             return refusal(404, "not_found", f"No such endpoint: {target.path}")
+        if "call_id" in query and not phone:
+            return self._sideband(headers, query, peer)
         model = query.get("model")
         if model is not None and not MODEL_NAME.fullmatch(model):
             return refusal(
@@ -219,12 +222,7 @@ class SessionEndpoint:
             if phone
             else ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
         )
-        task = asyncio.get_running_loop().create_task(
-            self.run_session(record, client, options, grant),
-            name=f"session-{session_id}",
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.start(record, client, options, grant)
         response_headers = {"X-Bridge-Session-Id": session_id}
         offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
         chosen = next((p for p in SELECTABLE_SUBPROTOCOLS if p in offered), None)
@@ -233,6 +231,21 @@ class SessionEndpoint:
         return WSUpgradeResponseWithListener(
             WSUpgradeResponse.create_101_response(response_headers), client
         )
+
+    def start(
+        self,
+        record: SessionRecord,
+        client: ClientConnection,
+        options: HandshakeOptions,
+        grant: Grant,
+    ) -> asyncio.Task[None]:
+        """Run the session of an admitted client (its slot already reserved) as a task."""
+        task = asyncio.get_running_loop().create_task(
+            self.run_session(record, client, options, grant), name=f"session-{record.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _after_admission(
         self, headers: Mapping[str, str], query: Mapping[str, str]
@@ -256,6 +269,35 @@ class SessionEndpoint:
         if problem is not None:
             return refusal(400, "bad_request", problem)
         return options
+
+    def _sideband(
+        self, headers: CIMultiDict[str], query: Mapping[str, str], peer: str | None
+    ) -> WSUpgradeResponseWithListener:
+        """An operator's backend attaching to a live WebRTC call (``?call_id=``)."""
+        state = self._state
+        try:
+            call = sideband_call(state, headers, query)
+        except ClientError as refused:
+            log.info("sideband refused", extra={"code": refused.code.value, "client": peer})
+            return self._refuse(refused.code, refused.message)
+        problem = upgrade_problem(headers)
+        if problem is not None:
+            return refusal(400, "bad_request", problem)
+        headers["Connection"] = "upgrade"
+        connection = ClientConnection(
+            state.settings.max_message_bytes, state.settings.client_max_unsent_bytes
+        )
+        task = asyncio.get_running_loop().create_task(attach_sideband(call, connection))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
+        chosen = next((p for p in SELECTABLE_SUBPROTOCOLS if p in offered), None)
+        response_headers = {"X-Bridge-Session-Id": call.session_id}
+        if chosen is not None:
+            response_headers["Sec-WebSocket-Protocol"] = chosen
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_101_response(response_headers), connection
+        )
 
     def _refuse(
         self, code: ErrorCode, message: str, retry_after_s: float | None = None
@@ -400,11 +442,11 @@ class SessionEndpoint:
 
 
 def call_summary(record: SessionRecord, client: ClientConnection) -> dict[str, object]:
-    """A phone call's ids and what it carried, for its end line and ``/sessions``."""
-    if not isinstance(client, TwilioConnection) or client.call is None:
+    """A call's ids and what it carried (phone, WebRTC), for its end line and ``/sessions``."""
+    extra = client.summary()
+    if not extra:
         return {}
-    stats = client.call.stats
-    summary = {**(record.call or {}), "barge_ins": stats.barge_ins, "dtmf": stats.dtmf}
+    summary = {**(record.call or {}), **extra}
     record.call = summary
     return summary
 

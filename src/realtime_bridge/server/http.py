@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,6 +20,9 @@ from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.server.shared import SharedRegistry
 from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
+
+if TYPE_CHECKING:
+    from realtime_bridge.server.webrtc_channel import WebRTCConnection
 
 AUDIO_FORMATS = (
     "audio/pcm@24000",
@@ -53,6 +56,8 @@ class ServerState:
     cluster: Cluster | None = None
     #: The other instances, through the shared store (``REDIS_URL``; None: memory).
     shared: SharedRegistry | None = None
+    #: This process's live WebRTC calls by call id (for hangups and sidebands).
+    calls: dict[str, WebRTCConnection] = field(default_factory=dict)
 
     @property
     def uptime_s(self) -> float:
@@ -129,6 +134,7 @@ async def info(request: web.Request) -> web.Response:
             "client_secrets": bool(settings.bridge_api_keys),
             "demo_secrets": bool(settings.bridge_api_keys) and settings.demo_secrets,
         },
+        "webrtc": webrtc_status(settings),
         "uptime_s": state.uptime_s,
         **store_status(state),
     }
@@ -137,6 +143,20 @@ async def info(request: web.Request) -> web.Response:
         body["sessions"]["active"] = sum(worker["sessions"] for worker in workers)
         body["workers"] = len(workers)
     return web.json_response(body)
+
+
+def webrtc_status(settings: Settings) -> dict[str, Any]:
+    """Whether calls are taken, and where their media can be reached (no credentials)."""
+    if not settings.webrtc_enabled:
+        return {"enabled": False}
+    ports = settings.webrtc_udp_ports
+    return {
+        "enabled": True,
+        "calls_url": "/v1/realtime/calls",
+        "public_address": settings.webrtc_public_address,
+        "udp_ports": f"{ports[0]}-{ports[1]}" if ports else None,
+        "ice_servers": [url.split("?")[0] for url in settings.webrtc_ice_servers],
+    }
 
 
 def store_status(state: ServerState) -> dict[str, Any]:

@@ -126,15 +126,8 @@ async def listen_sessions(
     through the same head reader as a shared port (so the endpoint knows the client's address,
     and an unfinished head is closed after the handshake timeout). ``reuse_port``: several
     worker processes listen on the port (``SO_REUSEPORT``)."""
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: FirstRequestRouter(websocket_for(endpoint, max_message_bytes), None, gate),
-        host,
-        port,
-        reuse_address=True,
-        reuse_port=reuse_port or None,
-        backlog=1024,
-    )
+    websocket = websocket_for(endpoint, max_message_bytes)
+    return await _listen(lambda: FirstRequestRouter(websocket, None, gate), host, port, reuse_port)
 
 
 async def listen_http(
@@ -149,15 +142,7 @@ async def listen_http(
     the handshake timeout closes the connection (aiohttp itself would wait for ever)."""
     http = runner.server
     assert http is not None, "the runner must be set up first"
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: FirstRequestRouter(None, http, gate),
-        host,
-        port,
-        reuse_address=True,
-        reuse_port=reuse_port or None,
-        backlog=1024,
-    )
+    return await _listen(lambda: FirstRequestRouter(None, http, gate), host, port, reuse_port)
 
 
 def websocket_for(
@@ -300,12 +285,13 @@ async def listen_shared(
     websocket = websocket_for(endpoint, max_message_bytes)
     http = runner.server
     assert http is not None, "the runner must be set up first"
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: FirstRequestRouter(websocket, http, gate),
-        host,
-        port,
-        reuse_address=True,
-        reuse_port=reuse_port or None,
-        backlog=1024,
+    return await _listen(lambda: FirstRequestRouter(websocket, http, gate), host, port, reuse_port)
+
+
+async def _listen(
+    router: Callable[[], FirstRequestRouter], host: str, port: int, reuse_port: bool
+) -> asyncio.Server:
+    """Every listener's socket: ``reuse_port`` when several worker processes share it."""
+    return await asyncio.get_running_loop().create_server(
+        router, host, port, reuse_address=True, reuse_port=reuse_port or None, backlog=1024
     )

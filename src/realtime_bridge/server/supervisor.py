@@ -35,6 +35,7 @@ from pydantic import SecretStr
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ConfigError
 from realtime_bridge.observability import get_logger
+from realtime_bridge.server.app import stop_on_signals
 
 log = get_logger("supervisor")
 
@@ -126,11 +127,7 @@ class Supervisor:
         if s.bridge_secret_key is None:
             # One key for every worker, or a secret minted by one would fail on another.
             self.env["BRIDGE_SECRET_KEY"] = secrets.token_hex(32)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, stop.set)
+        stop = stop_on_signals()
         try:
             failed = await self._start_all()
             if failed is not None:

@@ -143,6 +143,11 @@ class TwilioConnection(ClientConnection):
         if isinstance(event, dict):
             self._apply(call.from_bridge(event))
 
+    def summary(self) -> dict[str, object]:
+        if self.call is None:
+            return {}
+        return {"barge_ins": self.call.stats.barge_ins, "dtmf": self.call.stats.dtmf}
+
     def _ids(self) -> dict[str, str]:
         call = self.call
         return {

@@ -43,3 +43,15 @@ class Store(Protocol):
         ...
 
     def revoked(self, secret_id: str, now: float) -> bool: ...
+
+
+def still_revoked(revoked: dict[str, float], secret_id: str, now: float) -> bool:
+    """Whether ``secret_id`` is revoked at ``now`` in a map of revocations to their end; one
+    that has ended is dropped as it is met (the map stays bounded)."""
+    until = revoked.get(secret_id)
+    if until is None:
+        return False
+    if until <= now:
+        del revoked[secret_id]
+        return False
+    return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 
+from realtime_bridge.store.base import still_revoked
+
 
 class MemoryStore:
     """Implements :class:`~realtime_bridge.store.base.Store` with dicts (bounded: old rate
@@ -57,10 +59,4 @@ class MemoryStore:
         self._revoked[secret_id] = until
 
     def revoked(self, secret_id: str, now: float) -> bool:
-        until = self._revoked.get(secret_id)
-        if until is None:
-            return False
-        if until <= now:
-            del self._revoked[secret_id]
-            return False
-        return True
+        return still_revoked(self._revoked, secret_id, now)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from realtime_bridge.store.base import still_revoked
 from realtime_bridge.store.memory import MemoryStore
 
 #: Keys kept per instance (each instance throttles the addresses that fail with it).
@@ -150,13 +151,7 @@ class Mirror:
         self.wake()
 
     def revoked(self, secret_id: str, now: float) -> bool:
-        until = self._revoked.get(secret_id)
-        if until is None:
-            return False
-        if until <= now:
-            del self._revoked[secret_id]
-            return False
-        return True
+        return still_revoked(self._revoked, secret_id, now)
 
     # -- what the sync task calls --------------------------------------------------------------
 

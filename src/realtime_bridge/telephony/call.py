@@ -5,11 +5,11 @@ returns messages for the phone and Realtime client events for the bridge. A carr
 format (:mod:`.twilio`) is read and written around it.
 
 Barge-in done right: the phone acknowledges each ``mark`` the bridge sends after an audio chunk
-once that chunk was *played*, so the bridge knows what the caller really heard. When the
+once that chunk was *played*, so the bridge knows what the caller really heard
+(:class:`~realtime_bridge.protocol.playback.Playback`, shared with WebRTC calls). When the
 upstream's VAD hears the caller (``input_audio_buffer.speech_started``) while assistant audio
-is still unplayed, the phone is told to drop what it queued (``clear``), the assistant's item is
-truncated at what was heard (never more than was sent: the API refuses that), and a response
-still running is cancelled.
+is still unplayed, the phone is told to drop what it queued (``clear``), and the playback's
+barge-in truncates the item at what was heard and cancels a response still running.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from realtime_bridge.protocol.playback import Playback
 from realtime_bridge.telephony import twilio
 
 #: µ-law at 8 kHz: one byte per sample, 8 per millisecond.
@@ -68,12 +69,7 @@ class CallCore:
         self._next_mark = 0
         #: mark name -> (item id, audio end in ms of that item) for marks not yet played.
         self._marks: dict[str, tuple[str, float]] = {}
-        self._item: str | None = None  # the assistant item whose audio is being sent
-        self._sent_ms = 0.0  # of that item
-        self._played_ms = 0.0  # of that item, acknowledged by the phone
-        self._response_running = False
-        #: Items cut by a barge-in: what the upstream still sends of them is not played.
-        self._silenced: set[str] = set()
+        self.playback = Playback()
 
     # ------------------------------------------------------------------ start
 
@@ -101,8 +97,8 @@ class CallCore:
             )
         elif isinstance(message, twilio.Mark):
             played = self._marks.pop(message.name, None)
-            if played is not None and played[0] == self._item:
-                self._played_ms = max(self._played_ms, played[1])
+            if played is not None:
+                self.playback.played(*played)
         elif isinstance(message, twilio.Dtmf):
             self.stats.dtmf += 1
             out.notes.append(("dtmf", {"digit": message.digit}))
@@ -115,7 +111,7 @@ class CallCore:
                 }
                 create = {"type": "conversation.item.create", "item": item}
                 out.to_bridge.append(_client_event(create))
-                if self._dtmf == "respond" and not self._response_running:
+                if self._dtmf == "respond" and not self.playback.response_running:
                     out.to_bridge.append(_client_event({"type": "response.create"}))
         elif isinstance(message, twilio.Stop):
             out.ended = True
@@ -132,9 +128,9 @@ class CallCore:
         elif kind == "input_audio_buffer.speech_started":
             self._barge_in(out)
         elif kind == "response.created":
-            self._response_running = True
+            self.playback.response_created()
         elif kind == "response.done":
-            self._response_running = False
+            self.playback.response_done()
         elif kind == "error":
             error = event.get("error")
             code = error.get("code") if isinstance(error, dict) else None
@@ -143,48 +139,33 @@ class CallCore:
 
     def _audio(self, event: dict[str, Any], out: CallOutput) -> None:
         delta = event.get("delta")
-        item_id = event.get("item_id")
-        if not isinstance(delta, str) or not delta or item_id in self._silenced:
+        if not isinstance(delta, str) or not delta:
             return
-        if item_id != self._item:  # a new answer: its own timeline
-            self._item = item_id if isinstance(item_id, str) else None
-            self._sent_ms = self._played_ms = 0.0
-            self._marks.clear()
+        item_id = event.get("item_id")
         size = len(base64.b64decode(delta))
-        self._sent_ms += size / BYTES_PER_MS
+        playback = self.playback
+        new_answer = item_id != playback.item_id
+        if not playback.audio(item_id, size / BYTES_PER_MS):
+            return  # cut by a barge-in
+        if new_answer:
+            self._marks.clear()  # its own timeline
         self.stats.audio_out_ms += size / BYTES_PER_MS
         out.to_phone.append(twilio.media(self.stream_sid, delta))
         self._next_mark += 1
         name = f"m{self._next_mark}"
-        self._marks[name] = (self._item or "", self._sent_ms)
+        self._marks[name] = (playback.item_id or "", playback.sent_ms)
         out.to_phone.append(twilio.mark(self.stream_sid, name))
 
     def _barge_in(self, out: CallOutput) -> None:
-        unplayed = self._item is not None and self._sent_ms > self._played_ms
-        if not unplayed and not self._response_running:
+        cut = self.playback.barge_in()
+        if cut is None:
             return
         self.stats.barge_ins += 1
         out.to_phone.append(twilio.clear(self.stream_sid))
-        if self._item is not None:
-            self._silenced.add(self._item)
-            heard = min(self._played_ms, self._sent_ms)
-            out.to_bridge.append(
-                _client_event(
-                    {
-                        "type": "conversation.item.truncate",
-                        "item_id": self._item,
-                        "content_index": 0,
-                        "audio_end_ms": int(heard),
-                    }
-                )
-            )
-            out.notes.append(("barge-in", {"item_id": self._item, "heard_ms": int(heard)}))
-        if self._response_running:
-            out.to_bridge.append(_client_event({"type": "response.cancel"}))
-            self._response_running = False
+        out.to_bridge.extend(_client_event(event) for event in cut.events)
+        if cut.item_id is not None:
+            out.notes.append(("barge-in", {"item_id": cut.item_id, "heard_ms": cut.heard_ms}))
         self._marks.clear()
-        self._item = None
-        self._sent_ms = self._played_ms = 0.0
 
 
 __all__ = ["DTMF_MODES", "CallCore", "CallOutput", "CallStats"]

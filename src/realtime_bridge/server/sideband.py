@@ -1,0 +1,120 @@
+"""The sideband: an operator's backend attached to a live WebRTC call over WebSocket.
+
+``GET /v1/realtime?call_id=rtc_…`` on the WebSocket port, as on the API: the backend receives
+the call's server events and may send client events (instructions, tools, tool outputs) while
+the audio flows between the caller and the bridge. It takes a server credential: one of
+``BRIDGE_API_KEYS`` (a client secret is refused, so a page holding one cannot attach to any
+call, its own included). A bridge with no keys is open to local clients, yet not to pages:
+a request with an ``Origin`` (a browser) is refused there.
+
+Its events are the bridge's own (``own_text``), so the call's locked fields, which bind the
+page, do not bind the operator. It is not a session: no slot, no upstream; it ends with the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from realtime_bridge.errors import ClientError, ErrorCode
+from realtime_bridge.observability import get_logger
+from realtime_bridge.policy.secrets import looks_like_secret
+from realtime_bridge.server.admission import admit, offered_subprotocols, presented_tokens
+from realtime_bridge.server.channel import ClientConnection, ClientGone
+from realtime_bridge.server.http import ServerState
+from realtime_bridge.server.webrtc_channel import WebRTCConnection
+
+log = get_logger("webrtc")
+#: How long the 101 may take to become a connection.
+CONNECTED_TIMEOUT_S = 5.0
+
+
+def sideband_call(
+    state: ServerState, headers: Mapping[str, str], query: Mapping[str, str]
+) -> WebRTCConnection:
+    """The live call a sideband request may attach to; raises :class:`ClientError` (401, 403,
+    404) otherwise, before anything is opened."""
+    settings = state.settings
+    presented = presented_tokens(
+        headers, query, offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
+    )
+    if any(looks_like_secret(token) for token in presented):
+        raise ClientError(
+            ErrorCode.FORBIDDEN_ORIGIN,
+            "A sideband needs a server credential (a bridge token), not a client secret.",
+        )
+    if settings.bridge_api_keys:
+        admit(
+            headers=headers,
+            query=query,
+            api_keys=settings.bridge_api_keys,
+            allowed_origins=(),
+            own=(),
+        )
+    elif headers.get("Origin") is not None:
+        raise ClientError(
+            ErrorCode.FORBIDDEN_ORIGIN, "A page may not attach to a call; a backend may."
+        )
+    call = state.calls.get(query.get("call_id", ""))
+    if call is None or call.closed:
+        raise ClientError(
+            ErrorCode.CALL_NOT_FOUND, "No live call with that call_id on this bridge."
+        )
+    return call
+
+
+class SidebandSink:
+    """The backend's frames, delivered to the call."""
+
+    def __init__(self, call: WebRTCConnection, connection: ClientConnection) -> None:
+        self._call = call
+        self._connection = connection
+        self.gone: asyncio.Future[ClientGone] = asyncio.get_running_loop().create_future()
+
+    def client_passthrough(self, payload: memoryview) -> bool:
+        return False
+
+    def client_text(self, text: str) -> None:
+        self._call.sideband_event(text)
+
+    def client_binary(self, data: bytes) -> None:
+        """The call's audio is its track: a sideband sends events only."""
+
+    def own_text(self, text: str) -> None:
+        self._call.sideband_event(text)
+
+    def client_gone(self, gone: ClientGone) -> None:
+        if not self.gone.done():
+            self.gone.set_result(gone)
+
+    def client_burst(self) -> None:
+        pass
+
+    def client_writable(self, writable: bool) -> None:
+        pass
+
+
+async def attach_sideband(call: WebRTCConnection, connection: ClientConnection) -> None:
+    """From the 101 to the end of the sideband (its own close, or the call's end)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(connection.on_connected), CONNECTED_TIMEOUT_S)
+    except TimeoutError:
+        return
+    if call.closed:
+        await connection.close(1000, "the call ended")
+        return
+    sink = SidebandSink(call, connection)
+    connection.attach(sink)
+    call.sidebands.add(connection)
+    log.info("sideband attached", extra={"session_id": call.session_id, "call_id": call.call_id})
+    try:
+        waiters: set[asyncio.Future[Any]] = {sink.gone, call.ended}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        call.sidebands.discard(connection)
+    if not connection.closed:
+        await connection.close(1000, "the call ended" if call.ended.done() else "")
+
+
+__all__ = ["SidebandSink", "attach_sideband", "sideband_call"]
