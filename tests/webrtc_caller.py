@@ -56,6 +56,8 @@ class Caller:
 
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(RTCConfiguration()))
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: When each event arrived (time.monotonic()).
+    arrivals: list[float] = field(default_factory=list)
     #: (arrival time, PCM16 mono 48 kHz) per decoded frame.
     frames: list[tuple[float, bytes]] = field(default_factory=list)
     answer: Answer | None = None
@@ -94,7 +96,7 @@ class Caller:
                 sent["Content-Type"] = "application/sdp"
                 response = await http.post(url, data=sdp, headers=sent)
             else:
-                form = aiohttp.FormData()
+                form = aiohttp.FormData(default_to_multipart=True)
                 form.add_field("sdp", sdp)
                 form.add_field("session", orjson.dumps(session).decode())
                 response = await http.post(url, data=form, headers=sent)
@@ -146,9 +148,14 @@ class Caller:
         await self.pc.close()
         for task in self._tasks:
             task.cancel()
+        # asyncio closes a datagram socket on the loop's next turn: let it, before the test's
+        # loop ends (or the socket is reported as leaked).
+        for _ in range(3):
+            await asyncio.sleep(0)
 
     def _on_message(self, data: str | bytes) -> None:
         self.events.append(orjson.loads(data))
+        self.arrivals.append(time.monotonic())
         self._changed.set()
 
     def _on_track(self, track: Any) -> None:

@@ -151,7 +151,7 @@ def test_voice_turns_playback_and_barge_in(
     answer is played, and the next burst interrupts it with a truncate that stays within the
     audio actually received."""
     console = Console(page)
-    open_page(page, bridge.http_url + "/")
+    open_page(page, bridge.http_url + "/?transport=websocket")
     assert page.locator("#mode").input_value() == "vad"
     page.click("#connect")
     wait_connected(page)

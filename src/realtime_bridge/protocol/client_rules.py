@@ -120,6 +120,8 @@ class ClientRules(SessionState):
         if needs_slicing(self._in, len(data), encoded_here=True):
             return self._sliced(data, None)
         converted = self._in.convert(data)
+        if not converted:  # all held back by the resampler: nothing to send yet
+            return Routed(event_type=APPEND)
         routed = Routed(to_upstream=(append_event(converted, None),), event_type=APPEND)
         return self._hold_if_starting(routed)
 
@@ -285,6 +287,8 @@ class ClientRules(SessionState):
         if needs_slicing(self._in, len(data)):
             return self._sliced(data, client_event_id)
         converted = self._in.convert(data)
+        if not converted:  # all held back by the resampler: an empty append would be refused
+            return Routed(event_type=APPEND)
         return Routed(to_upstream=(append_event(converted, client_event_id),), event_type=APPEND)
 
     def _session_update(self, event: dict[str, Any]) -> bool:

@@ -119,7 +119,7 @@ async def _read_request(request: web.Request) -> tuple[str, dict[str, Any] | Non
     """The offer, and the backend's session configuration (multipart only). Raises
     :class:`OfferError` for a body that is neither."""
     content_type = request.content_type
-    if content_type == "multipart/form-data":
+    if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
         form = await request.post()
         sdp, session = form.get("sdp"), form.get("session")
         if not isinstance(sdp, str):

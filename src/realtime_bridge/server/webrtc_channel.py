@@ -53,6 +53,8 @@ MAX_EARLY_EVENTS = 1000
 MAX_PENDING_EVENTS = 1000
 #: How long the last events get to leave before the peer connection is closed.
 FLUSH_TIMEOUT_S = 0.5
+#: How long a call ended before its data channel opened waits for it, to say why.
+EARLY_END_WAIT_S = 5.0
 #: Events whose fields the adapter reads (everything else passes as it came).
 _WATCHED = frozenset(
     {
@@ -108,6 +110,7 @@ class WebRTCConnection(ClientConnection):
         self.audio_out_ms = 0.0
         self.barge_ins = 0
         self.dropped_audio_bytes = 0
+        self._release: asyncio.Task[None] | None = None
 
     async def answer(self) -> str:
         """The SDP answer; the session may start once it is given."""
@@ -168,18 +171,26 @@ class WebRTCConnection(ClientConnection):
         self._peer.outbound.push(data, self._audio_tag)
 
     async def close(self, code: int, reason: str = "") -> None:
-        """End the call: the last events leave first, then sidebands and the peer close."""
+        """End the call: the last events leave first, then sidebands and the peer close.
+
+        A call that ends before its data channel opened (its upstream refused at once) waits
+        a little for the channel, so the caller learns why instead of hearing nothing."""
         self._sink = None
         self._closing = True
+        if self._pending and self._gone is None:
+            await self._peer.opened(EARLY_END_WAIT_S)
         await self._peer.flush(FLUSH_TIMEOUT_S)
         self._set_ended()
-        await self._peer.close()
+        if self._release is None:
+            self._release = asyncio.get_running_loop().create_task(self._peer.close())
+        await self._release
 
     def abort(self) -> None:
         self._sink = None
         self._closing = True
         self._set_ended()
-        asyncio.get_running_loop().create_task(self._peer.close())
+        if self._release is None:
+            self._release = asyncio.get_running_loop().create_task(self._peer.close())
 
     def _set_ended(self) -> None:
         if not self.ended.done():
@@ -275,10 +286,12 @@ class WebRTCConnection(ClientConnection):
             if isinstance(part, dict) and part.get("type") in ("audio", "output_audio"):
                 self._set_audio_tag(event.get("item_id"), response_id)
         elif kind == "response.output_audio.done":
+            self._peer.outbound.finish()
             if isinstance(response_id, str):
                 self._audio_done.add(response_id)
                 self._maybe_stopped()
         elif kind == "response.done":
+            self._peer.outbound.finish()
             self.playback.response_done()
             response = event.get("response")
             rid = response.get("id") if isinstance(response, dict) else None
@@ -371,11 +384,15 @@ class WebRTCConnection(ClientConnection):
             self._gone_with(ClientGone(1006, "ICE and DTLS did not connect in time"))
 
     def _gone_with(self, gone: ClientGone) -> None:
+        """The caller hung up or vanished: the session learns it, and the peer connection is
+        released here (the session does not close a client that is gone)."""
         if self._gone is not None or self._closing:
             return
         self._gone = gone
         if self._sink is not None:
             self._sink.client_gone(gone)
+        self._set_ended()
+        self._release = asyncio.get_running_loop().create_task(self._peer.close())
 
     def _ids(self) -> dict[str, str]:
         return {"session_id": self.session_id, "call_id": self.call_id}

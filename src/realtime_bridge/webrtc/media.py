@@ -28,6 +28,9 @@ FRAME_BYTES = FRAME_SAMPLES * 2
 BYTES_PER_MS = RATE * 2 // 1000
 #: A pacer this far behind (a stalled loop) starts afresh instead of sending a burst.
 MAX_LAG_S = 0.2
+#: An answer starts playing once this much of it is queued (or all of it came): an upstream
+#: that sends at about real time (the local one, a slow network) then plays without gaps.
+START_CUSHION_BYTES = 4 * FRAME_BYTES
 _SILENCE = bytes(FRAME_BYTES)
 _TIME_BASE = fractions.Fraction(1, RATE)
 
@@ -56,7 +59,13 @@ def pcm_from_frame(frame: av.AudioFrame) -> bytes:
 
 
 class PacedAudioTrack(MediaStreamTrack):
-    """The bridge's outbound audio: what the session hands over, at real time, silence between."""
+    """The bridge's outbound audio: what the session hands over, at real time, silence between.
+
+    Frames are whole: a frame is never half audio, half silence while more audio is coming (a
+    gap the caller would hear as a click). Audio starts once :data:`START_CUSHION_BYTES` are
+    queued or :meth:`finish` says no more is coming; if the queue runs dry mid-answer, a silent
+    frame is sent and counted in ``underruns``; after :meth:`finish` the tail goes out padded.
+    """
 
     kind = "audio"
 
@@ -68,11 +77,19 @@ class PacedAudioTrack(MediaStreamTrack):
         self.queued_bytes = 0
         self._start: float | None = None
         self._frames = 0
+        self._playing = False  # the last frame carried audio
+        self._finished = True  # no more audio is coming for what is queued
+        self.underruns = 0
 
     def push(self, pcm: bytes, tag: Tag) -> None:
         if pcm:
             self._queue.append((pcm, tag))
             self.queued_bytes += len(pcm)
+            self._finished = False
+
+    def finish(self) -> None:
+        """What is queued is all there is for now (the answer's audio is done): play it out."""
+        self._finished = True
 
     def clear(self) -> int:
         """Drop what is queued (barge-in, ``output_audio_buffer.clear``): bytes dropped."""
@@ -80,6 +97,8 @@ class PacedAudioTrack(MediaStreamTrack):
         self._queue.clear()
         self._offset = 0
         self.queued_bytes = 0
+        self._playing = False
+        self._finished = True
         return dropped
 
     async def recv(self) -> av.AudioFrame:
@@ -106,8 +125,14 @@ class PacedAudioTrack(MediaStreamTrack):
         return frame
 
     def _take(self) -> tuple[bytes, list[tuple[Tag, int]]]:
-        if not self._queue:
+        need_now = FRAME_BYTES if self._playing else START_CUSHION_BYTES
+        if not self._queue or (self.queued_bytes < need_now and not self._finished):
+            if self._playing and not self._finished:
+                self.underruns += 1  # the answer's audio is late: a gap, but a whole frame
+            else:
+                self._playing = False
             return _SILENCE, []
+        self._playing = True
         parts: list[bytes] = []
         taken: list[tuple[Tag, int]] = []
         need = FRAME_BYTES
@@ -127,6 +152,8 @@ class PacedAudioTrack(MediaStreamTrack):
         self.queued_bytes -= FRAME_BYTES - need
         if need:
             parts.append(bytes(need))  # the end of an answer: the rest of the frame is silence
+        if not self._queue and self._finished:
+            self._playing = False
         return b"".join(parts), taken
 
 

@@ -50,6 +50,7 @@ class CallPeer:
         self.channel: RTCDataChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.connected = asyncio.get_running_loop().create_future()
+        self._open: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pc.on("datachannel", self._channel_opened)
         self._pc.on("track", self._track_arrived)
         self._pc.on("connectionstatechange", self._state_changed)
@@ -98,12 +99,20 @@ class CallPeer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drained.wait(), limit_s)
 
+    async def opened(self, limit_s: float) -> bool:
+        """Wait (at most ``limit_s``) for the data channel to open; whether it is open."""
+        if not self.open:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._open), limit_s)
+        return self.open
+
     async def close(self) -> None:
         self.outbound.stop()
         with contextlib.suppress(Exception):
             await self._pc.close()
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.sleep(0)  # asyncio closes the UDP sockets on the loop's next turn
 
     # -- aiortc callbacks -----------------------------------------------------------------------
 
@@ -126,9 +135,14 @@ class CallPeer:
             self._on_gone("the data channel closed")
 
         if channel.readyState == "open":
-            self._on_open()
+            self._opened()
         else:
-            channel.on("open", self._on_open)
+            channel.on("open", self._opened)
+
+    def _opened(self) -> None:
+        if not self._open.done():
+            self._open.set_result(None)
+        self._on_open()
 
     def _track_arrived(self, track: MediaStreamTrack) -> None:
         if track.kind != "audio":

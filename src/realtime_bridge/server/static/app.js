@@ -1,8 +1,12 @@
-// Realtime Bridge demo page: one WebSocket session in the GA Realtime protocol.
+// Realtime Bridge demo page: one session in the GA Realtime protocol, over WebRTC or a WebSocket.
 //
-// Audio goes both ways as 24 kHz PCM16 (the API's native and only PCM rate): the capture
-// worklet resamples the microphone, the playback worklet resamples for the speakers. So the page
-// needs no format conversion from the bridge and works against any upstream.
+// WebRTC first (as the API recommends for browsers): the page offers an Opus track and the
+// `oai-events` data channel, POSTs the offer to its own bridge's `/v1/realtime/calls`, and gets
+// the browser's echo cancellation, jitter buffer and loss handling with it. The events on the data
+// channel are the WebSocket's, so the same code below shows them. When the bridge offers no
+// WebRTC (an older bridge, WEBRTC_ENABLED=false, no UDP path), the page falls back to the
+// WebSocket: there audio goes both ways as 24 kHz PCM16 (the API's native and only PCM rate):
+// the capture worklet resamples the microphone, the playback worklet resamples for the speakers.
 //
 // For tests and the curious, everything the page counts is in `window.bridgeDemo.stats`.
 
@@ -50,6 +54,17 @@ const CLOSE_WORDS = {
   3000: "The AI service refused the bridge's credentials (check the bridge's API key).",
 };
 const SUBPROTOCOL_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** How long ICE and DTLS get to open the data channel before the page falls back. */
+const WEBRTC_OPEN_TIMEOUT_MS = 8000;
+/** After push-to-talk is released, the microphone stays on the track this long, so the last
+ *  words (still in the browser's pipeline) reach the bridge before the commit. */
+const PTT_TAIL_MS = 120;
+/** RMS (full scale 1) above which the assistant's track counts as audible. */
+const AUDIBLE_LEVEL = 0.003;
+/** HTTP answers to the offer that mean "no WebRTC here", so the WebSocket is tried. */
+const NO_WEBRTC_STATUSES = new Set([400, 404, 405, 501, 503]);
+/** ... except these refusals, which the WebSocket would get too. */
+const FINAL_REFUSAL_CODES = new Set(["session_limit_reached", "server_shutting_down", "upstream_unavailable"]);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 const $ = (id) => document.getElementById(id);
@@ -59,6 +74,9 @@ const ui = {
   form: $("connect-form"),
   wsUrl: $("ws-url"),
   token: $("token"),
+  transport: $("transport"),
+  transportState: $("transport-state"),
+  remoteAudio: $("remote-audio"),
   mode: $("mode"),
   connect: $("connect"),
   disconnect: $("disconnect"),
@@ -113,6 +131,12 @@ function freshStats() {
     errors: [],
     closeCode: null,
     closeMessage: null,
+    /** "webrtc" or "websocket" once connected; why WebRTC was not used, when it was not. */
+    transport: null,
+    fallbackReason: null,
+    callId: null,
+    /** Over WebRTC: ms of the answer's track that were not silent at this page. */
+    audioAudibleMs: 0,
   };
 }
 
@@ -136,7 +160,15 @@ window.bridgeDemo = demo;
 
 // -- session state ----------------------------------------------------------------------------
 
-let ws = null;
+let ws = null; // the WebSocket, when that is the transport
+/** The WebRTC call being set up or running: {pc, dc, callId, secret, sender, sending, tap}. */
+let rtc = null;
+/** "webrtc" or "websocket" while a connection is open. */
+let transport = null;
+/** Over WebRTC: the assistant's audio on the track now ({start, audibleMs}), and the last one. */
+let rtcRun = null;
+let lastRun = null;
+let closedRunsMs = 0;
 let userClosed = false;
 let opened = false;
 let lastErrorCode = null;
@@ -262,18 +294,24 @@ async function loadInfo() {
 // -- sending ----------------------------------------------------------------------------------
 
 function isOpen() {
+  if (transport === "webrtc") return rtc !== null && rtc.dc.readyState === "open";
   return ws !== null && ws.readyState === WebSocket.OPEN;
+}
+
+function busy() {
+  return ws !== null || rtc !== null || demo.stats.state === "connecting";
 }
 
 function sendEvent(event) {
   if (!isOpen()) return false;
+  if (transport === "webrtc" && event.type === "input_audio_buffer.append") return false; // the track carries it
   if (!AUDIO_CHUNK_TYPES.has(event.type)) {
     event.event_id = `page_${++eventCounter}`;
     const expect = ANSWERED_BY[event.type];
     if (expect) pending.push({ id: event.event_id, expect, sentAt: performance.now() });
     if (pending.length > 64) pending.shift();
   }
-  ws.send(JSON.stringify(event));
+  (transport === "webrtc" ? rtc.dc : ws).send(JSON.stringify(event));
   demo.stats.eventsSent += 1;
   logEvent("out", event.type);
   return true;
@@ -281,6 +319,17 @@ function sendEvent(event) {
 
 function sessionConfig() {
   const turnDetection = mode === "vad" ? { type: "server_vad" } : null;
+  if (transport === "webrtc") {
+    // the audio is Opus on the tracks; the bridge decides what the upstream gets
+    return {
+      type: "session.update",
+      session: {
+        type: "realtime",
+        output_modalities: ["audio"],
+        audio: { input: { transcription: { model: "whisper-1" }, turn_detection: turnDetection } },
+      },
+    };
+  }
   return {
     type: "session.update",
     session: {
@@ -363,24 +412,44 @@ async function demoSecret() {
   return body.value;
 }
 
+/** Why this connection will not try WebRTC, or null when it will. */
+function webRtcSkipped(url) {
+  if (ui.transport.value === "websocket") return "WebSocket chosen";
+  if (typeof RTCPeerConnection === "undefined") return "this browser has no WebRTC";
+  if (demo.info && demo.info.webrtc && demo.info.webrtc.enabled === false) {
+    return "WebRTC is off on this bridge";
+  }
+  // The WebRTC endpoint is this page's own bridge; another WebSocket address is another bridge.
+  if (demo.wsUrl && url !== new URL(demo.wsUrl).href) return "another bridge's address was given";
+  return null;
+}
+
 async function connect() {
-  if (ws !== null || demo.stats.state === "connecting") return;
+  if (busy()) return;
   clearAlert();
+  const token = ui.token.value.trim();
   let url;
-  let protocols;
+  let secret;
   try {
     url = checkedUrl(ui.wsUrl.value.trim());
-    protocols = subprotocols(ui.token.value.trim() || (await demoSecret()));
+    if (token) subprotocols(token); // the WebSocket fallback must be able to carry it
+    secret = token || (await demoSecret());
   } catch (error) {
     showAlert(error.message);
     return;
   }
   mode = ui.mode.value;
   demo.stats = freshStats();
+  closedRunsMs = 0;
+  rtcRun = null;
+  lastRun = null;
   setStatus("connecting", "Connecting…");
+  showTransport();
   setControls();
+  const skipped = webRtcSkipped(url);
   try {
-    await startAudioOutput();
+    if (skipped === null) await ensureContext(); // the microphone's and the answer's meters
+    else await startAudioOutput();
   } catch (error) {
     showAlert(`Audio output is unavailable (${error.message}); you can still type.`);
   }
@@ -391,7 +460,30 @@ async function connect() {
       showAlert(micProblem(error));
     }
   }
-  openSocket(url, protocols);
+  if (skipped === null) {
+    const outcome = await openWebRtc(secret, token !== "");
+    if (!outcome.fallback) return; // connected, refused for good, or disconnected meanwhile
+    demo.stats.fallbackReason = outcome.fallback;
+    if (!token && demo.usedDemoSecret) {
+      try {
+        secret = await demoSecret(); // a fresh one: the first may have been used
+      } catch (error) {
+        teardown();
+        setStatus("error", "Not connected");
+        showAlert(error.message);
+        return;
+      }
+    }
+    try {
+      await startAudioOutput();
+    } catch (error) {
+      showAlert(`Audio output is unavailable (${error.message}); you can still type.`);
+    }
+    if (demo.stats.state !== "connecting") return; // disconnected meanwhile
+  } else if (skipped !== "WebSocket chosen") {
+    demo.stats.fallbackReason = skipped;
+  }
+  openSocket(url, subprotocols(secret));
 }
 
 function openSocket(url, protocols) {
@@ -411,22 +503,28 @@ function openSocket(url, protocols) {
   ws = socket;
   socket.onopen = () => {
     opened = true;
+    transport = "websocket";
+    showTransport();
     setStatus("connected", "Connected");
     setControls();
     sendEvent(sessionConfig());
   };
   socket.onmessage = (message) => {
     if (typeof message.data !== "string") return; // binary frames: not requested
-    let event;
-    try {
-      event = JSON.parse(message.data);
-    } catch {
-      logEvent("in", "(not JSON)", "error");
-      return;
-    }
-    onServerEvent(event);
+    onRawMessage(message.data);
   };
   socket.onclose = (close) => onClose(socket, close);
+}
+
+function onRawMessage(text) {
+  let event;
+  try {
+    event = JSON.parse(text);
+  } catch {
+    logEvent("in", "(not JSON)", "error");
+    return;
+  }
+  onServerEvent(event);
 }
 
 async function onClose(socket, close) {
@@ -489,19 +587,296 @@ async function explainRefusal() {
     : "The bridge refused the connection. It probably requires a token (BRIDGE_API_KEYS): enter it in the “Bridge token” field. Otherwise check the address.";
 }
 
+// -- WebRTC ----------------------------------------------------------------------------------
+
+/**
+ * One WebRTC call to this page's own bridge. Resolves with {connected: true}, {fallback: reason}
+ * (no WebRTC there: the caller tries the WebSocket), or {done: true} (refused in a way the
+ * WebSocket would be refused too, already explained; or disconnected meanwhile).
+ */
+async function openWebRtc(secret, tokenTyped) {
+  userClosed = false;
+  opened = false;
+  lastErrorCode = null;
+  let pc;
+  try {
+    pc = new RTCPeerConnection();
+  } catch (error) {
+    return { fallback: `WebRTC could not start (${error.message})` };
+  }
+  const call = { pc, dc: null, callId: null, secret, sender: null, sending: null, tap: null };
+  rtc = call;
+  const current = () => rtc === call;
+  call.sender = pc.addTransceiver("audio", { direction: "sendrecv" }).sender;
+  applyMicState();
+  // created before the offer, so the offer has the SCTP section the events need
+  const dc = pc.createDataChannel("oai-events");
+  call.dc = dc;
+  pc.ontrack = (event) => {
+    if (current()) onRemoteTrack(call, event);
+  };
+  dc.onmessage = (message) => {
+    if (current() && typeof message.data === "string") onRawMessage(message.data);
+  };
+  const opening = new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("timeout"), WEBRTC_OPEN_TIMEOUT_MS);
+    const settle = (how) => {
+      clearTimeout(timer);
+      resolve(how);
+    };
+    dc.onopen = () => {
+      if (!current()) return settle("gone");
+      transport = "webrtc";
+      opened = true;
+      settle("open");
+    };
+    dc.onclose = () => {
+      if (!opened) settle("closed");
+      else onRtcClose(call);
+    };
+    pc.onconnectionstatechange = () => {
+      const state = pc.connectionState;
+      if (state !== "failed" && state !== "closed") return;
+      if (!opened) settle(state);
+      else onRtcClose(call);
+    };
+  });
+  let response;
+  try {
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    if (!current()) return { done: true };
+    const headers = { "Content-Type": "application/sdp" };
+    if (secret) headers.Authorization = `Bearer ${secret}`;
+    response = await fetch("/v1/realtime/calls", {
+      method: "POST",
+      body: offer.sdp,
+      headers,
+      cache: "no-store",
+    });
+  } catch (error) {
+    if (!current()) return { done: true };
+    closeRtc(call);
+    return { fallback: `the offer could not be sent (${error.message})` };
+  }
+  if (!current()) return { done: true };
+  if (!response.ok) {
+    closeRtc(call);
+    return offerRefused(response, tokenTyped);
+  }
+  const location = response.headers.get("Location") || "";
+  call.callId = location.split("/").pop() || null;
+  demo.stats.callId = call.callId;
+  try {
+    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  } catch (error) {
+    if (!current()) return { done: true };
+    hangUp(call);
+    return { fallback: `the bridge's answer could not be used (${error.message})` };
+  }
+  const how = await opening;
+  if (!current()) return { done: true };
+  if (how !== "open") {
+    hangUp(call);
+    const why = how === "timeout" ? `no connection within ${WEBRTC_OPEN_TIMEOUT_MS / 1000} s` : `the connection ${how}`;
+    return { fallback: `${why} (UDP blocked on the way?)` };
+  }
+  showTransport();
+  setStatus("connected", "Connected");
+  sendEvent(sessionConfig());
+  return { connected: true };
+}
+
+/** A refused offer: explained (and final), or "no WebRTC here" (the WebSocket is tried). */
+async function offerRefused(response, tokenTyped) {
+  let error = {};
+  try {
+    error = (await response.json()).error || {};
+  } catch {
+    // not the bridge's JSON: an older bridge or something else at this address
+  }
+  const code = error.code || error.type || null;
+  if (NO_WEBRTC_STATUSES.has(response.status) && !FINAL_REFUSAL_CODES.has(code)) {
+    return { fallback: `the bridge answered the offer with HTTP ${response.status}${code ? ` (${code})` : ""}` };
+  }
+  let message;
+  if (response.status === 401) {
+    message = tokenTyped
+      ? ERROR_WORDS.unauthorized
+      : demo.usedDemoSecret
+        ? "The bridge refused the client secret it gave this page. Reload the page and connect again."
+        : "The bridge refused the connection. It probably requires a token (BRIDGE_API_KEYS): enter it in the “Bridge token” field.";
+  } else if (code && ERROR_WORDS[code]) {
+    message = ERROR_WORDS[code];
+  } else if (response.status === 403) {
+    message = ERROR_WORDS.forbidden_origin;
+  } else {
+    message = `The bridge refused the call (HTTP ${response.status}${error.message ? `: ${error.message}` : ""}).`;
+  }
+  demo.stats.closeMessage = message;
+  teardown();
+  setStatus("error", "Not connected");
+  showAlert(message);
+  return { done: true };
+}
+
+/** Ends the call on the bridge at once, then closes this side (closing alone would end it too,
+ *  but only once the bridge notices). */
+function hangUp(call) {
+  if (rtc === call) rtc = null;
+  if (!call.callId) {
+    closeRtc(call);
+    return;
+  }
+  const headers = call.secret ? { Authorization: `Bearer ${call.secret}` } : {};
+  fetch(`/v1/realtime/calls/${encodeURIComponent(call.callId)}/hangup`, {
+    method: "POST",
+    headers,
+    keepalive: true,
+    cache: "no-store",
+  })
+    .catch(() => {})
+    .finally(() => closeRtc(call));
+}
+
+function closeRtc(call) {
+  if (rtc === call) rtc = null;
+  if (call.closed) return;
+  call.closed = true;
+  for (const handler of ["onopen", "onclose", "onmessage"]) call.dc[handler] = null;
+  call.pc.ontrack = null;
+  call.pc.onconnectionstatechange = null;
+  if (call.tap) {
+    call.tap.source.disconnect();
+    call.tap.node.port.onmessage = null;
+  }
+  try {
+    call.dc.close();
+    call.pc.close();
+  } catch {
+    // already closed
+  }
+}
+
+function onRemoteTrack(call, event) {
+  const stream = event.streams[0] || new MediaStream([event.track]);
+  ui.remoteAudio.srcObject = stream;
+  ui.remoteAudio.play().catch(() => {}); // autoplay covers it; a refusal shows as no audio
+  if (!audio.ctx || call.tap) return;
+  // What the page hears of the answer: the capture worklet's frames of the remote stream.
+  const source = audio.ctx.createMediaStreamSource(stream);
+  const node = new AudioWorkletNode(audio.ctx, "bridge-capture", {
+    numberOfInputs: 1,
+    numberOfOutputs: 0,
+    processorOptions: { frameMs: 20 },
+  });
+  node.port.onmessage = (message) => {
+    const msg = message.data;
+    if (msg.type !== "frame" || rtc !== call) return;
+    if (msg.level > AUDIBLE_LEVEL) {
+      const ms = msg.pcm.byteLength / BYTES_PER_MS;
+      demo.stats.audioAudibleMs += ms;
+      if (rtcRun) rtcRun.audibleMs += ms;
+    }
+    updatePlayed();
+  };
+  source.connect(node);
+  call.tap = { source, node };
+}
+
+/**
+ * Over WebRTC the bridge paces the answer on the track in real time, between
+ * `output_audio_buffer.started` and `.stopped`/`.cleared`: "received" is how long that has run,
+ * "played" the same less what still waits in the browser's jitter buffer (a cut run was played
+ * whole: the bridge stopped sending, nothing here was thrown away). "Audible" counts the frames
+ * of the track that were not silent, measured after the browser decoded them.
+ */
+function updatePlayed() {
+  const running = rtcRun ? performance.now() - rtcRun.start : 0;
+  demo.stats.audioReceivedMs = closedRunsMs + running;
+  demo.stats.audioPlayedMs = closedRunsMs + Math.max(0, running - demo.stats.audioBufferedMs);
+}
+
+function runStarted() {
+  noteAnswer();
+  if (rtcRun) return;
+  rtcRun = { start: performance.now(), audibleMs: 0 };
+  updatePlayed();
+}
+
+function runEnded() {
+  if (!rtcRun) return;
+  const ms = performance.now() - rtcRun.start;
+  closedRunsMs += ms;
+  lastRun = { ms, audibleMs: rtcRun.audibleMs };
+  rtcRun = null;
+  updatePlayed();
+}
+
+/** The microphone is on the track only while the mode says the user is talking. */
+function applyMicState() {
+  if (rtc === null || rtc.sender === null) return;
+  const track = audio.stream ? audio.stream.getAudioTracks()[0] || null : null;
+  const talking = mode === "vad" || (mode === "ptt" && (pttHeld || pttFlushing));
+  const wanted = talking ? track : null;
+  if (rtc.sending === wanted) return;
+  rtc.sending = wanted;
+  rtc.sender.replaceTrack(wanted).catch(() => {});
+}
+
+function onRtcClose(call) {
+  if (rtc !== call) return;
+  teardown();
+  if (userClosed) {
+    setStatus("idle", "Disconnected");
+    return;
+  }
+  const message =
+    lastErrorCode && ERROR_WORDS[lastErrorCode] ? ERROR_WORDS[lastErrorCode] : "The WebRTC connection to the bridge ended.";
+  demo.stats.closeMessage = message;
+  setStatus("error", "Not connected");
+  showAlert(message);
+}
+
+function showTransport() {
+  const el = ui.transportState;
+  const reason = demo.stats.fallbackReason;
+  if (transport === "webrtc") {
+    el.textContent = "Transport: WebRTC";
+    el.title = "Opus over WebRTC, events on the oai-events data channel";
+  } else if (transport === "websocket") {
+    el.textContent = reason ? `Transport: WebSocket (no WebRTC: ${reason})` : "Transport: WebSocket";
+    el.title = "24 kHz PCM16 and events over the WebSocket";
+  } else {
+    el.textContent = "Transport: –";
+    el.title = "";
+  }
+  el.dataset.transport = transport || "none";
+  demo.stats.transport = transport;
+}
+
 function disconnect() {
-  if (ws === null) return;
+  if (ws === null && rtc === null) return;
   userClosed = true;
   const socket = ws;
+  const call = rtc;
+  rtc = null; // hung up below, then closed
+  if (call) hangUp(call);
   teardown();
   setStatus("idle", "Disconnected");
-  if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+  if (socket && (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING)) {
     socket.close(1000, "client disconnected");
   }
 }
 
 function teardown() {
   ws = null;
+  if (rtc) closeRtc(rtc);
+  rtc = null;
+  transport = null;
+  runEnded();
+  ui.remoteAudio.srcObject = null;
+  showTransport();
   opened = false;
   activeResponseId = null;
   currentAudioItem = null;
@@ -582,6 +957,7 @@ async function startMicrophone() {
   capture.port.onmessage = (event) => onCaptureMessage(event.data);
   source.connect(capture);
   Object.assign(audio, { stream, source, capture });
+  applyMicState();
 }
 
 function stopMicrophone() {
@@ -589,6 +965,7 @@ function stopMicrophone() {
   if (audio.capture) audio.capture.port.onmessage = null;
   if (audio.stream) for (const track of audio.stream.getTracks()) track.stop();
   Object.assign(audio, { stream: null, source: null, capture: null });
+  applyMicState();
 }
 
 function onCaptureMessage(msg) {
@@ -598,7 +975,18 @@ function onCaptureMessage(msg) {
       ui.level.value = Math.min(1, msg.level * 4);
       lastLevelUpdate = now;
     }
-    if (mode === "vad" || (mode === "ptt" && (pttHeld || pttFlushing))) sendAudioFrame(msg.pcm);
+    const talking = mode === "vad" || (mode === "ptt" && (pttHeld || pttFlushing));
+    if (!talking) return;
+    if (transport === "webrtc") {
+      // the same audio is on the track (Opus); count what this frame put there
+      if (isOpen() && rtc.sending !== null) {
+        const ms = msg.pcm.byteLength / BYTES_PER_MS;
+        demo.stats.audioSentMs += ms;
+        pttSentMs += ms;
+      }
+    } else {
+      sendAudioFrame(msg.pcm);
+    }
   } else if (msg.type === "flushed") {
     for (const resolve of audio.flushWaiters.splice(0)) resolve();
   }
@@ -626,6 +1014,7 @@ function clearPlayback(itemId) {
 }
 
 function hasUnheardAudio() {
+  if (transport === "webrtc") return rtcRun !== null;
   const item = currentAudioItem;
   return item !== null && !item.interrupted && (!item.done || demo.stats.audioBufferedMs > 0);
 }
@@ -637,6 +1026,11 @@ function hasUnheardAudio() {
  */
 async function bargeIn({ cancel }) {
   if (cancel && activeResponseId !== null) sendEvent({ type: "response.cancel" });
+  if (transport === "webrtc") {
+    // the bridge plays the track, so it stops it and truncates at what it played
+    if (rtcRun !== null) sendEvent({ type: "output_audio_buffer.clear" });
+    return;
+  }
   const item = currentAudioItem;
   if (item === null || item.interrupted) {
     await clearPlayback(null);
@@ -673,6 +1067,10 @@ function pttStart() {
   ui.ptt.textContent = "Talking… release to send";
   setControls();
   bargeIn({ cancel: true });
+  if (transport === "webrtc") {
+    sendEvent({ type: "input_audio_buffer.clear" }); // nothing but this turn's words
+    applyMicState();
+  }
 }
 
 async function pttEnd() {
@@ -682,7 +1080,9 @@ async function pttEnd() {
   ui.ptt.setAttribute("aria-pressed", "false");
   ui.ptt.textContent = "Hold to talk";
   setControls();
-  if (audio.capture) {
+  if (transport === "webrtc") {
+    await new Promise((resolve) => setTimeout(resolve, PTT_TAIL_MS));
+  } else if (audio.capture) {
     await new Promise((resolve) => {
       audio.flushWaiters.push(resolve);
       audio.capture.port.postMessage({ type: "flush" });
@@ -690,6 +1090,7 @@ async function pttEnd() {
     });
   }
   pttFlushing = false;
+  applyMicState();
   if (pttSentMs >= 100) {
     sendEvent({ type: "input_audio_buffer.commit" });
     sendEvent({ type: "response.create" });
@@ -718,7 +1119,8 @@ function onServerEvent(event) {
     case "input_audio_buffer.speech_started":
       demo.stats.speechStarted += 1;
       addEntry("user", event.item_id, "(speaking…)", { pending: true });
-      if (hasUnheardAudio()) bargeIn({ cancel: false });
+      // over WebRTC the bridge stops its track and truncates by itself
+      if (transport !== "webrtc" && hasUnheardAudio()) bargeIn({ cancel: false });
       break;
     case "input_audio_buffer.speech_stopped":
       demo.stats.turns += 1;
@@ -762,6 +1164,26 @@ function onServerEvent(event) {
       break;
     case "conversation.item.truncated":
       markInterrupted(event.item_id);
+      if (transport === "webrtc") {
+        // cut by the bridge at what it had put on the track; beside it, what this page saw of
+        // that answer: how long it played here, and how much of that was audible
+        const run = lastRun || { ms: 0, audibleMs: 0 };
+        demo.stats.truncates.push({
+          itemId: event.item_id,
+          audioEndMs: event.audio_end_ms,
+          receivedMs: run.ms,
+          playedMs: run.ms,
+          audibleMs: run.audibleMs,
+          byBridge: true,
+        });
+      }
+      break;
+    case "output_audio_buffer.started":
+      runStarted();
+      break;
+    case "output_audio_buffer.stopped":
+    case "output_audio_buffer.cleared":
+      runEnded();
       break;
     default:
       break;
@@ -930,7 +1352,24 @@ function refilterLog() {
 
 // -- figures and controls ---------------------------------------------------------------------
 
+/** Over WebRTC, "buffered" is the browser's jitter buffer for the answer's track. */
+async function readJitterBuffer() {
+  if (transport !== "webrtc" || rtc === null) return;
+  const call = rtc;
+  const report = await call.pc.getStats();
+  if (rtc !== call) return;
+  report.forEach((stat) => {
+    if (stat.type === "inbound-rtp" && stat.kind === "audio" && stat.jitterBufferEmittedCount) {
+      demo.stats.audioBufferedMs = (stat.jitterBufferDelay / stat.jitterBufferEmittedCount) * 1000;
+    }
+  });
+}
+
 function updateFigures() {
+  if (transport === "webrtc") {
+    updatePlayed();
+    readJitterBuffer().catch(() => {});
+  }
   const s = demo.stats;
   ui.fig.rtt.textContent = formatMs(s.rttMs);
   ui.fig.answer.textContent = formatMs(s.answerLatencyMs);
@@ -944,11 +1383,12 @@ function updateFigures() {
 
 function setControls() {
   const connected = isOpen();
-  const busy = ws !== null || demo.stats.state === "connecting";
-  ui.connect.disabled = busy;
-  ui.disconnect.disabled = !busy;
-  ui.wsUrl.disabled = busy;
-  ui.token.disabled = busy;
+  const inUse = busy();
+  ui.connect.disabled = inUse;
+  ui.disconnect.disabled = !inUse;
+  ui.wsUrl.disabled = inUse;
+  ui.token.disabled = inUse;
+  ui.transport.disabled = inUse;
   ui.text.disabled = !connected;
   ui.send.disabled = !connected;
   // Only the controls of the active mode are shown: a disabled microphone button reads as
@@ -998,6 +1438,7 @@ async function changeMode() {
         showAlert(micProblem(error));
       }
     }
+    applyMicState();
     sendEvent({
       type: "session.update",
       session: {
@@ -1051,6 +1492,9 @@ ui.logAudio.addEventListener("change", refilterLog);
 ui.logClear.addEventListener("click", () => ui.log.replaceChildren());
 window.addEventListener("pagehide", () => disconnect());
 
+// `?transport=websocket` picks the WebSocket from the start (a link can say which to use).
+if (new URLSearchParams(location.search).get("transport") === "websocket") ui.transport.value = "websocket";
 setInterval(updateFigures, 250);
 setControls();
+showTransport();
 loadInfo();
