@@ -278,7 +278,7 @@ class BridgeMetrics(Collector):
         yield sessions
         started = CounterMetricFamily(
             "realtime_bridge_sessions_started",
-            "Client sessions started, by kind of client (realtime, twilio).",
+            "Client sessions started, by kind of client (realtime, twilio, webrtc).",
             labels=("client_kind",),
         )
         for kind, count in sorted(self._started.items()):
