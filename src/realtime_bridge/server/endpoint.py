@@ -10,18 +10,14 @@ answers 101 with ``X-Bridge-Session-Id``. The session itself runs as one task pe
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import math
-import re
 import time
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
 from multidict import CIMultiDict
-from picows import WSUpgradeRequest, WSUpgradeResponse, WSUpgradeResponseWithListener
+from picows import WSUpgradeRequest, WSUpgradeResponseWithListener
 
 from realtime_bridge.audio.formats import ULAW_8K
 from realtime_bridge.config import Settings
@@ -31,75 +27,39 @@ from realtime_bridge.observability import get_logger, session_logger
 from realtime_bridge.protocol.handshake import HandshakeOptions
 from realtime_bridge.protocol.memory import ConversationMemory, MemoryLimits
 from realtime_bridge.protocol.session import SessionProtocol
-from realtime_bridge.protocol.translate import is_beta_header_value, offers_beta_subprotocol
 from realtime_bridge.protocol.turns import TurnSettings
 from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
-from realtime_bridge.server.admission import offered_subprotocols, own_origins
+from realtime_bridge.server.admission import own_origins
 from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import CLIENT_STALLED
-from realtime_bridge.server.http import ServerState, error_document
+from realtime_bridge.server.http import ServerState
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
 from realtime_bridge.server.sideband import attach_sideband, sideband_call
 from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
 from realtime_bridge.server.twilio_channel import TwilioConnection
+from realtime_bridge.server.upgrade import (
+    MODEL_NAME,
+    SESSION_PATHS,
+    handshake_options,
+    is_websocket_upgrade,
+    refusal,
+    switching,
+    upgrade_problem,
+)
 
 log = get_logger("server")
 
-#: The paths a client session may be opened on.
-SESSION_PATHS = ("/", "/v1/realtime")
-#: What a model (or Azure deployment) name looks like; anything else is refused at the upgrade,
-#: so it never reaches the logs or the upstream's URL.
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 #: Where Twilio Media Streams connect (TwiML <Stream url="wss://HOST/twilio">).
 TWILIO_PATH = "/twilio"
 #: A call's audio: G.711 µ-law at 8 kHz both ways, passed through and told to the upstream
 #: (Twilio streams continuously, silence included: no silence fill).
 PHONE_OPTIONS = HandshakeOptions(input_format=ULAW_8K, output_format=ULAW_8K, silence_fill=False)
-#: Subprotocols the bridge may select, and only when the client offered them.
-SELECTABLE_SUBPROTOCOLS = ("realtime",)
 #: How long a client whose last frames are still unsent gets to take them after the close.
 UNSENT_GRACE_S = 3.0
 #: How long the 101 may take to turn into a connection before the reserved slot is freed.
 CONNECTED_TIMEOUT_S = 5.0
-
-
-def refusal(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> WSUpgradeResponseWithListener:
-    response = WSUpgradeResponse.create_error_response(
-        status,
-        json.dumps(error_document(code, message)).encode(),
-        {"Content-Type": "application/json; charset=utf-8", **(headers or {})},
-    )
-    return WSUpgradeResponseWithListener(response, None)
-
-
-def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
-    return headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in (
-        token.strip() for token in headers.get("Connection", "").lower().split(",")
-    )
-
-
-def upgrade_problem(headers: Mapping[str, str]) -> str | None:
-    """What makes a WebSocket upgrade request invalid (RFC 6455 §4.2.1), or None."""
-    if headers.get("Sec-WebSocket-Version") != "13":
-        return "Sec-WebSocket-Version must be 13."
-    try:
-        key = base64.b64decode(headers.get("Sec-WebSocket-Key", "").encode(), validate=True)
-    except (binascii.Error, UnicodeEncodeError):
-        key = b""
-    if len(key) != 16:
-        return "Sec-WebSocket-Key must be 16 bytes in base64."
-    return None
-
-
-def handshake_options(headers: Mapping[str, str], query: Mapping[str, str]) -> HandshakeOptions:
-    """Formats, binary audio and protocol version as the client declared them when connecting."""
-    offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
-    beta = is_beta_header_value(headers.get("OpenAI-Beta")) or offers_beta_subprotocol(offered)
-    return HandshakeOptions.from_query(query, beta=beta)
 
 
 def turn_settings(settings: Settings, options: HandshakeOptions) -> TurnSettings:
@@ -223,14 +183,7 @@ class SessionEndpoint:
             else ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
         )
         self.start(record, client, options, grant)
-        response_headers = {"X-Bridge-Session-Id": session_id}
-        offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
-        chosen = next((p for p in SELECTABLE_SUBPROTOCOLS if p in offered), None)
-        if chosen is not None:
-            response_headers["Sec-WebSocket-Protocol"] = chosen
-        return WSUpgradeResponseWithListener(
-            WSUpgradeResponse.create_101_response(response_headers), client
-        )
+        return switching(headers, session_id, client)
 
     def start(
         self,
@@ -290,14 +243,7 @@ class SessionEndpoint:
         task = asyncio.get_running_loop().create_task(attach_sideband(call, connection))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        offered = offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
-        chosen = next((p for p in SELECTABLE_SUBPROTOCOLS if p in offered), None)
-        response_headers = {"X-Bridge-Session-Id": call.session_id}
-        if chosen is not None:
-            response_headers["Sec-WebSocket-Protocol"] = chosen
-        return WSUpgradeResponseWithListener(
-            WSUpgradeResponse.create_101_response(response_headers), connection
-        )
+        return switching(headers, call.session_id, connection)
 
     def _refuse(
         self, code: ErrorCode, message: str, retry_after_s: float | None = None

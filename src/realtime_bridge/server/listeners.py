@@ -23,7 +23,8 @@ from picows import WSAutoPingStrategy, WSUpgradeRequest
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from realtime_bridge.observability import DemotedErrors, get_logger
-from realtime_bridge.server.endpoint import SessionEndpoint, is_websocket_upgrade
+from realtime_bridge.server.endpoint import SessionEndpoint
+from realtime_bridge.server.upgrade import is_websocket_upgrade
 
 #: The largest request head read while routing; aiohttp answers anything bigger (431).
 MAX_REQUEST_HEAD_BYTES = 16 * 1024

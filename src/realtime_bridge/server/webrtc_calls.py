@@ -28,9 +28,10 @@ from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.secrets import SecretRefused, looks_like_secret
 from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
 from realtime_bridge.server.admission import origin_allowed, own_origins, token_matches
-from realtime_bridge.server.endpoint import MODEL_NAME, SessionEndpoint
+from realtime_bridge.server.endpoint import SessionEndpoint
 from realtime_bridge.server.http import STATE_KEY, ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
+from realtime_bridge.server.upgrade import MODEL_NAME
 from realtime_bridge.server.webrtc_channel import CALL_OPTIONS, WebRTCConnection
 from realtime_bridge.webrtc.ice import IceSettings
 from realtime_bridge.webrtc.sdp import Offer, OfferError, new_call_id, read_offer, session_id_of
