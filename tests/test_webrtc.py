@@ -155,3 +155,35 @@ async def test_barge_in_truncates_at_the_audio_that_left_the_track(bridge: Bridg
         assert next(iter(bridge.registry)).call is not None
     finally:
         await caller.close()
+
+
+async def test_the_callers_clear_stops_playback_and_truncates(bridge: BridgeServer) -> None:
+    caller = await connected(bridge)
+    try:
+        caller.say(speech_48k() + silence(0.2))
+        started = await caller.wait_for("output_audio_buffer.started", within_s=30)
+        since = caller.arrivals[caller.events.index(started)]
+        await caller.wait_until(
+            lambda: answer_span_ms(caller.frames, since - 1, time.monotonic()) >= 800, within_s=10
+        )
+        first = len(caller.events)
+        caller.send({"type": "response.cancel"})
+        caller.send({"type": "output_audio_buffer.clear"})
+        cleared = await caller.wait_for("output_audio_buffer.cleared", after=first)
+        assert cleared["response_id"] == started["response_id"]
+        cleared_at = caller.arrivals[caller.events.index(cleared)]
+        truncated = await caller.wait_for("conversation.item.truncated", after=first)
+        await caller.wait_for("response.done", after=first)
+        # Wait for a second of track after the clear: nothing loud past the jitter buffer.
+        await caller.wait_until(lambda: caller.frames[-1][0] > cleared_at + 1.0)
+        late = [
+            t
+            for t, pcm in caller.frames
+            if t > cleared_at + 0.25 and np.abs(np.frombuffer(pcm, "<i2")).max() > 200
+        ]
+        assert not late
+        played = answer_span_ms(caller.frames, since - 1, cleared_at + 0.25)
+        assert abs(truncated["audio_end_ms"] - played) <= 40, (truncated, played)
+        assert "error" not in caller.types()  # the bridge's own cancel, if late, is not shown
+    finally:
+        await caller.close()

@@ -168,3 +168,17 @@ async def test_the_pacer_sends_whole_frames_after_a_cushion_and_reports_what_it_
     assert track.clear() == FRAME_BYTES * 2
     assert track.queued_bytes == 0
     track.stop()
+
+
+def test_ice_servers_are_exactly_the_configured_ones() -> None:
+    from realtime_bridge.webrtc.ice import IceSettings, rtc_configuration
+
+    assert rtc_configuration(IceSettings()).iceServers == []  # never a public STUN server
+    settings = IceSettings(
+        servers=("stun:stun.example:3478", "turn:turn.example:3478?transport=udp"),
+        turn_username="user",
+        turn_password="pass",
+    )
+    stun, turn = rtc_configuration(settings).iceServers or []
+    assert (stun.urls, stun.username, stun.credential) == ("stun:stun.example:3478", None, None)
+    assert (turn.username, turn.credential) == ("user", "pass")
