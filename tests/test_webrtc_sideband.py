@@ -90,8 +90,10 @@ async def test_pages_and_client_secrets_cannot_attach_to_a_call() -> None:
         assert caller.answer is not None
         url = sideband_url(server, caller.answer.call_id)
         async with aiohttp.ClientSession() as http:
+            page = {"Origin": f"http://127.0.0.1:{server.http_port}"}
             for headers, status in (
                 ({"Authorization": f"Bearer {secret}"}, 403),  # even the call's own secret
+                ({"Authorization": f"Bearer {SERVER_TOKEN}", **page}, 403),  # a page, token or not
                 ({"Authorization": "Bearer not-a-token"}, 401),
                 ({}, 401),
             ):

@@ -4,8 +4,8 @@
 the call's server events and may send client events (instructions, tools, tool outputs) while
 the audio flows between the caller and the bridge. It takes a server credential: one of
 ``BRIDGE_API_KEYS`` (a client secret is refused, so a page holding one cannot attach to any
-call, its own included). A bridge with no keys is open to local clients, yet not to pages:
-a request with an ``Origin`` (a browser) is refused there.
+call, its own included), and any request with an ``Origin`` (a browser) is refused, token or
+not. A bridge with no keys is open to local backends, never to pages.
 
 Its events are the bridge's own (``own_text``), so the call's locked fields, which bind the
 page, do not bind the operator. It is not a session: no slot, no upstream; it ends with the call.
@@ -44,6 +44,10 @@ def sideband_call(
             ErrorCode.FORBIDDEN_ORIGIN,
             "A sideband needs a server credential (a bridge token), not a client secret.",
         )
+    if headers.get("Origin") is not None:  # a browser: a backend sends no Origin
+        raise ClientError(
+            ErrorCode.FORBIDDEN_ORIGIN, "A page may not attach to a call; a backend may."
+        )
     if settings.bridge_api_keys:
         admit(
             headers=headers,
@@ -51,10 +55,6 @@ def sideband_call(
             api_keys=settings.bridge_api_keys,
             allowed_origins=(),
             own=(),
-        )
-    elif headers.get("Origin") is not None:
-        raise ClientError(
-            ErrorCode.FORBIDDEN_ORIGIN, "A page may not attach to a call; a backend may."
         )
     call = state.calls.get(query.get("call_id", ""))
     if call is None or call.closed:
