@@ -8,6 +8,15 @@ from typing import Any
 #: Arguments each call got, in order: proof that the bridge, not the client, ran the tool.
 CALLS: list[dict[str, Any]] = []
 
+#: A policy file's entry declaring :func:`get_weather` for every client.
+WEATHER_TOOL_TOML = """
+[[default.tools]]
+name = "get_weather"
+description = "The weather in a city."
+parameters = { type = "object", properties = { city = { type = "string" } } }
+python = "tests.server_tool_impls:get_weather"
+"""
+
 
 def get_weather(arguments: dict[str, Any]) -> dict[str, Any]:
     """A sync tool: it runs in a thread."""

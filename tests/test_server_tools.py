@@ -193,16 +193,7 @@ async def test_a_phone_call_uses_a_server_tool(tmp_path: Path) -> None:
     bridge runs it and the caller hears the answer stating its output."""
     path = tmp_path / "policy.toml"
     path.write_text(
-        """
-[default.session]
-tool_choice = "required"
-
-[[default.tools]]
-name = "get_weather"
-description = "The weather in a city."
-parameters = { type = "object", properties = { city = { type = "string" } } }
-python = "tests.server_tool_impls:get_weather"
-"""
+        '[default.session]\ntool_choice = "required"\n' + server_tool_impls.WEATHER_TOOL_TOML
     )
     server_tool_impls.CALLS.clear()
     async with (

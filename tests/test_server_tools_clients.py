@@ -26,15 +26,7 @@ ASK = {
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[BridgeServer]:
     path = tmp_path / "policy.toml"
-    path.write_text(
-        """
-[[default.tools]]
-name = "get_weather"
-description = "The weather in a city."
-parameters = { type = "object", properties = { city = { type = "string" } } }
-python = "tests.server_tool_impls:get_weather"
-"""
-    )
+    path.write_text(server_tool_impls.WEATHER_TOOL_TOML)
     server_tool_impls.CALLS.clear()
     async with running_bridge(
         UPSTREAM="local", LOCAL_AUDIO_PACE="0", BRIDGE_POLICY_FILE=str(path)

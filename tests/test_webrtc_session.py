@@ -51,15 +51,7 @@ async def typed_turn(caller: Caller, text: str) -> str:
 
 async def test_a_server_tool_runs_for_a_call(tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
-    policy.write_text(
-        """
-[[default.tools]]
-name = "get_weather"
-description = "The weather in a city."
-parameters = { type = "object", properties = { city = { type = "string" } } }
-python = "tests.server_tool_impls:get_weather"
-"""
-    )
+    policy.write_text(server_tool_impls.WEATHER_TOOL_TOML)
     server_tool_impls.CALLS.clear()
     async with running_bridge(
         LocalUpstream(pace=0), **CALL_ENV, BRIDGE_POLICY_FILE=str(policy)

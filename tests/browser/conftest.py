@@ -206,3 +206,18 @@ def browser(fake_mic_wav: Path) -> Iterator[playwright_sync.Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+#: How long a page action or expectation may take by default.
+PAGE_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def page(browser: playwright_sync.Browser) -> Iterator[playwright_sync.Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -7,54 +7,21 @@ sleeps. Set ``UPDATE_DEMO_SCREENSHOT=1`` to refresh ``docs/demo.png`` for the RE
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.browser.conftest import REPO, BridgeProcess, free_port, playwright_sync, run_bridge
+from tests.browser.demo_page import (
+    CONNECT_TIMEOUT_MS,
+    Console,
+    open_page,
+    stats,
+    wait_connected,
+)
 
 Page = playwright_sync.Page
 expect = playwright_sync.expect
 
-CONNECT_TIMEOUT_MS = 10_000
 VOICE_TIMEOUT_MS = 20_000
-
-
-class Console:
-    """Console errors and uncaught exceptions of a page."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-
-
-@pytest.fixture
-def page(browser: playwright_sync.Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(CONNECT_TIMEOUT_MS)
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def stats(page: Page) -> dict[str, object]:
-    result = page.evaluate("() => window.bridgeDemo.stats")
-    assert isinstance(result, dict)
-    return result
-
-
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    expect(page.locator("#ws-url")).not_to_have_value("")
-
-
-def wait_connected(page: Page) -> None:
-    expect(page.locator("#status")).to_have_text("Connected")
-    page.wait_for_function("() => window.bridgeDemo.stats.sessionId !== null")
 
 
 def test_page_loads_clean_and_finds_the_websocket(page: Page, bridge: BridgeProcess) -> None:

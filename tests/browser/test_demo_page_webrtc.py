@@ -18,23 +18,20 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import BridgeProcess, free_port, playwright_sync, run_bridge
+from tests.browser.demo_page import (
+    CONNECT_TIMEOUT_MS,
+    Console,
+    open_page,
+    stats,
+    wait_connected,
+)
 
 Page = playwright_sync.Page
 expect = playwright_sync.expect
 
 ADMIN = "admin-token-for-demo-webrtc"
-CONNECT_TIMEOUT_MS = 15_000
 VOICE_TIMEOUT_MS = 25_000
 WEBRTC_ENV = {"WEBRTC_PUBLIC_ADDRESS": "127.0.0.1", "BRIDGE_ADMIN_TOKEN": ADMIN}
-
-
-class Console:
-    """Console errors and uncaught exceptions of a page."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
 
 
 @pytest.fixture(scope="module")
@@ -45,35 +42,8 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BridgeProcess]:
         yield proc
 
 
-@pytest.fixture
-def page(browser: playwright_sync.Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(CONNECT_TIMEOUT_MS)
-    try:
-        yield page
-    finally:
-        context.close()
-
-
-def stats(page: Page) -> dict[str, Any]:
-    result = page.evaluate("() => window.bridgeDemo.stats")
-    assert isinstance(result, dict)
-    return result
-
-
 def event_types(page: Page) -> list[str]:
     return list(page.evaluate("() => window.bridgeDemo.events.map(e => e.type)"))
-
-
-def open_page(page: Page, url: str) -> None:
-    page.goto(url)
-    expect(page.locator("#ws-url")).not_to_have_value("")
-
-
-def wait_connected(page: Page) -> None:
-    expect(page.locator("#status")).to_have_text("Connected")
-    page.wait_for_function("() => window.bridgeDemo.stats.sessionId !== null")
 
 
 def sessions(bridge: BridgeProcess) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ budget from ``response.done`` usage, and says what is left of it for ``/sessions
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping
@@ -287,3 +288,16 @@ class AccessControl:
 
 
 __all__ = ["AccessControl", "Grant", "Refused"]
+
+
+def log_refusal(logger: logging.Logger, what: str, refused: ClientError, peer: str | None) -> None:
+    """A refused client, logged in aggregate when it is guessing credentials: its first failure
+    and the one that gets it throttled at INFO, the rest at DEBUG (it is told every time)."""
+    failures = getattr(refused, "failures", None)
+    quiet = failures is not None and failures not in (1, AUTH_FAILURES_ALLOWED)
+    logger.log(
+        logging.DEBUG if quiet else logging.INFO,
+        what,
+        extra={"code": refused.code.value, "client": peer or "unknown"}
+        | ({"failed_authentications": failures} if failures else {}),
+    )

@@ -28,7 +28,7 @@ from realtime_bridge.protocol.handshake import HandshakeOptions
 from realtime_bridge.protocol.memory import ConversationMemory, MemoryLimits
 from realtime_bridge.protocol.session import SessionProtocol
 from realtime_bridge.protocol.turns import TurnSettings
-from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
+from realtime_bridge.server.access import Grant, log_refusal
 from realtime_bridge.server.admission import own_origins
 from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.channel import ClientConnection
@@ -141,16 +141,7 @@ class SessionEndpoint:
                 peer=peer,
             )
         except ClientError as refused:
-            # A guessing client is told at once but logged in aggregate: its first failure and
-            # the one that gets it throttled at INFO, the rest at DEBUG.
-            failures = getattr(refused, "failures", None)
-            quiet = failures is not None and failures not in (1, AUTH_FAILURES_ALLOWED)
-            log.log(
-                logging.DEBUG if quiet else logging.INFO,
-                "client refused",
-                extra={"code": refused.code.value, "client": peer or "unknown"}
-                | ({"failed_authentications": failures} if failures else {}),
-            )
+            log_refusal(log, "client refused", refused, peer)
             retry = getattr(refused, "retry_after_s", None)
             return self._refuse(refused.code, refused.message, retry)
         refused_now = self._after_admission(headers, {} if phone else query)

@@ -15,7 +15,6 @@ before any upstream connection, with the same checks and JSON error shape as the
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from aiohttp import web
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.secrets import SecretRefused, looks_like_secret
-from realtime_bridge.server.access import AUTH_FAILURES_ALLOWED, Grant
+from realtime_bridge.server.access import Grant, log_refusal
 from realtime_bridge.server.admission import origin_allowed, own_origins, token_matches
 from realtime_bridge.server.endpoint import SessionEndpoint
 from realtime_bridge.server.http import STATE_KEY, ServerState, error_document
@@ -178,13 +177,7 @@ async def create_call(request: web.Request) -> web.Response:
             peer=peer,
         )
     except ClientError as refused:
-        failures = getattr(refused, "failures", None)
-        quiet = failures is not None and failures not in (1, AUTH_FAILURES_ALLOWED)
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "call refused",
-            extra={"code": refused.code.value, "client": peer or "unknown"},
-        )
+        log_refusal(log, "call refused", refused, peer)
         return _refusal(request, refused)
     try:
         if state.draining:

@@ -1,0 +1,38 @@
+"""What the demo page's browser tests share: its state and its waits (the ``page`` fixture is
+in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import PAGE_TIMEOUT_MS, playwright_sync
+
+Page = playwright_sync.Page
+expect = playwright_sync.expect
+
+CONNECT_TIMEOUT_MS = PAGE_TIMEOUT_MS
+
+
+class Console:
+    """Console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+
+def stats(page: Page) -> dict[str, Any]:
+    result = page.evaluate("() => window.bridgeDemo.stats")
+    assert isinstance(result, dict)
+    return result
+
+
+def open_page(page: Page, url: str) -> None:
+    page.goto(url)
+    expect(page.locator("#ws-url")).not_to_have_value("")
+
+
+def wait_connected(page: Page) -> None:
+    expect(page.locator("#status")).to_have_text("Connected")
+    page.wait_for_function("() => window.bridgeDemo.stats.sessionId !== null")
