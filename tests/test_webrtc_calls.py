@@ -267,3 +267,25 @@ async def test_an_event_over_the_channels_size_limit_is_shortened_not_sent_whole
         assert part["audio_omitted_by_bridge"] > 65536  # the base64 characters left out
         assert part.get("transcript")  # the rest of the item is there
         await caller.close()
+
+
+async def test_a_policy_limit_refuses_a_call_with_429_before_its_upstream(
+    fake_upstream: FakeUpstream, tmp_path: Any
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[default]\nsessions_per_minute = 1\n")
+    env = {**upstream_env(fake_upstream.url), "WEBRTC_PUBLIC_ADDRESS": "127.0.0.1"}
+    async with running_bridge(**env, BRIDGE_POLICY_FILE=str(policy)) as server:
+        first = Caller()
+        assert (await first.call(calls_url(server.http_port))).status == 201
+        await fake_upstream.next_session()
+        async with asyncio.timeout(10):
+            await first.channel_open.wait()
+        second = Caller()
+        refused = await second.call(calls_url(server.http_port))
+        assert refused.status == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert fake_upstream.connection_attempts == 1
+        await second.close()
+        await first.close()

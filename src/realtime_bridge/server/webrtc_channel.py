@@ -54,7 +54,7 @@ MAX_PENDING_EVENTS = 1000
 #: How long the last events get to leave before the peer connection is closed.
 FLUSH_TIMEOUT_S = 0.5
 #: How long a call ended before its data channel opened waits for it, to say why.
-EARLY_END_WAIT_S = 5.0
+EARLY_END_WAIT_S = 2.0
 #: Events whose fields the adapter reads (everything else passes as it came).
 _WATCHED = frozenset(
     {
