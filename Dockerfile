@@ -42,12 +42,15 @@ ENV PATH=/opt/venv/bin:$PATH \
     WS_PORT=8080 \
     HTTP_PORT=3000 \
     WORKERS=auto \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    WEBRTC_UDP_PORTS=40000-40099
 # An empty working directory: the bridge reads .env from it, and none is shipped.
 WORKDIR /app
 USER 10001:10001
 # 8080: client WebSockets (/v1/realtime, /twilio). 3000: the HTTP API (/health, /metrics, …).
-EXPOSE 8080 3000
+# 40000-40099/udp: WebRTC calls' media; publish them one to one (-p 40000-40099:40000-40099/udp)
+# and set WEBRTC_PUBLIC_ADDRESS to the address browsers reach (docs/operations.md, "WebRTC").
+EXPOSE 8080 3000 40000-40099/udp
 # No curl in a slim image: Python asks /health, which answers 503 while draining. Any
 # exception (refused, timeout, HTTP error) exits 1, which marks the container unhealthy.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \

@@ -304,6 +304,7 @@ def test_the_image_checks_health_and_exposes_both_ports() -> None:
     assert "CMD" in check
     exposed = {port for keyword, rest in steps if keyword == "EXPOSE" for port in rest.split()}
     assert {"8080", "3000"} <= exposed
+    assert "40000-40099/udp" in exposed  # WebRTC media, the range the image sets
     assert ("STOPSIGNAL", "SIGTERM") in steps
     assert ("CMD", '["realtime-bridge"]') in steps
     env: dict[str, str] = {}
@@ -313,6 +314,7 @@ def test_the_image_checks_health_and_exposes_both_ports() -> None:
     assert env["HOST"] == "0.0.0.0"
     assert env["LOG_FORMAT"] == "json"
     assert "WORKERS" in env
+    assert env["WEBRTC_UDP_PORTS"] == "40000-40099"
 
 
 def test_the_image_holds_no_secrets() -> None:
