@@ -113,9 +113,28 @@ async def test_media_is_bound_in_the_port_range_and_announced_at_the_public_addr
         assert found
         assert all(host == "127.0.0.1" and 47000 <= port <= 47009 for host, port in found)
         await caller.close()
+    # Every port of the range taken: the next call is refused before its upstream. (The
+    # callers, in this process, gather their candidates first, outside the range.)
+    callers = [Caller(), Caller()]
+    for each in callers:
+        await each.pc.setLocalDescription(await each.pc.createOffer())
+    async with running_bridge(
+        LocalUpstream(pace=0), **CALL_ENV, WEBRTC_UDP_PORTS="47010-47010"
+    ) as server:
+        caller, second = callers
+        answer = await caller.call(f"http://127.0.0.1:{server.http_port}/v1/realtime/calls")
+        assert answer.status == 201, answer.body
+        await caller.wait_for("session.created")
+        refused = await second.call(f"http://127.0.0.1:{server.http_port}/v1/realtime/calls")
+        assert refused.status == 503
+        assert refused.json()["error"]["code"] == "webrtc_unavailable"
+        assert len(server.registry) == 1
+        await second.close()
+        await caller.close()
     # A public address that is not this machine's (a 1:1 NAT) is announced, with the ports
     # bound on the interfaces behind it. The offer is made first (candidates on loopback), and
     # never answered by the caller: nothing is sent beyond this machine.
+    ice.install(ice.IceSettings(public_address="127.0.0.1"))  # the probe's own candidates
     probe = Caller()
     await probe.pc.setLocalDescription(await probe.pc.createOffer())
     offer = probe.pc.localDescription.sdp
@@ -129,12 +148,18 @@ async def test_media_is_bound_in_the_port_range_and_announced_at_the_public_addr
         ):
             url = f"http://127.0.0.1:{server.http_port}/v1/realtime/calls"
             sdp = {"Content-Type": "application/sdp"}
+            behind_nat = ice.plan_addresses("203.0.113.7", ice.interface_addresses())[0]
             async with http.post(url, data=offer, headers=sdp) as response:
-                assert response.status == 201
+                if not behind_nat:  # only loopback here: no interface to put behind a NAT
+                    assert response.status == 503
+                    assert (await response.json())["error"]["code"] == "webrtc_unavailable"
+                    return
+                assert response.status == 201, await response.text()
                 answer, location = await response.text(), response.headers["Location"]
             found = candidates(answer)
-            if found:  # a machine with only loopback has no interface to put behind a NAT
-                assert {host for host, _ in found} == {"203.0.113.7"}
+            assert found
+            assert {host for host, _ in found} == {"203.0.113.7"}
+            assert {port for _, port in found} <= set(range(1024, 65536))
             async with http.post(f"http://127.0.0.1:{server.http_port}{location}/hangup"):
                 pass
             assert await server.registry.wait_for_count(0, 5.0)

@@ -44,6 +44,7 @@ def test_offers_are_read_and_malformed_ones_named() -> None:
         (OFFER.replace("a=fingerprint", "a=finger"), "fingerprint"),
         (OFFER.replace("262144", "lots"), "max-message-size"),
         ("v=0\r\n" + "a=x\r\n" * 20000, "longer"),
+        (OFFER + "a=end-of-candidates\r\n", "no ICE candidates"),
     ):
         with pytest.raises(OfferError, match=says):
             read_offer(bad)

@@ -33,6 +33,7 @@ from realtime_bridge.server.sessions import SessionRecord, new_session_id
 from realtime_bridge.server.upgrade import MODEL_NAME
 from realtime_bridge.server.webrtc_channel import CALL_OPTIONS, WebRTCConnection
 from realtime_bridge.webrtc.ice import IceSettings
+from realtime_bridge.webrtc.peer import NoCandidates
 from realtime_bridge.webrtc.sdp import Offer, OfferError, new_call_id, read_offer, session_id_of
 
 log = get_logger("webrtc")
@@ -231,10 +232,19 @@ async def _answer(
     client.peer = request.remote or "unknown"
     try:
         answer = await client.answer()
-    except Exception as error:  # aiortc could not use the offer: the caller's fault
+    except Exception as error:  # no media port, or an offer aiortc could not use
         state.registry.remove(record)
         grant.release()
         client.abort()
+        if isinstance(error, NoCandidates):
+            log.warning("call refused: no media port free (WEBRTC_UDP_PORTS)")
+            return _error(
+                request,
+                503,
+                "webrtc_unavailable",
+                "The bridge has no free port for the call's media; try again later.",
+                **{"Retry-After": "5"},
+            )
         log.info("offer refused by the peer connection: %s", type(error).__name__)
         return _error(
             request, 400, ErrorCode.INVALID_OFFER.value, "The SDP offer could not be answered."
@@ -282,13 +292,31 @@ def _may_hang_up(request: web.Request, credential: dict[str, Any] | None) -> Cli
     )
 
 
+async def _credential_of(state: ServerState, session_id: str | None) -> dict[str, Any] | None:
+    """The credential a call was opened with, wherever it lives: here, on another worker (its
+    snapshot), or on another instance (the shared registry)."""
+    if session_id is None:
+        return None
+    record = state.registry.get(session_id)
+    if record is not None:
+        return record.credential
+    elsewhere: list[dict[str, Any]] = []
+    if state.cluster is not None:
+        elsewhere = [s for other in state.cluster.others() for s in other.get("sessions", ())]
+    elif state.shared is not None:
+        elsewhere = await state.shared.listing()
+    for summary in elsewhere:
+        if summary.get("id") == session_id and isinstance(summary.get("credential"), dict):
+            return dict(summary["credential"])
+    return None
+
+
 async def hangup(request: web.Request) -> web.Response:
     """End a call (``{}``, as the API answers)."""
     state = request.app[STATE_KEY]
     call_id = request.match_info["call_id"]
     session_id = session_id_of(call_id)
-    record = state.registry.get(session_id) if session_id is not None else None
-    refused = _may_hang_up(request, record.credential if record is not None else None)
+    refused = _may_hang_up(request, await _credential_of(state, session_id))
     if refused is not None:
         return _refusal(request, refused)
     call = state.calls.get(call_id)

@@ -28,6 +28,11 @@ log = get_logger("webrtc")
 EVENTS_LABEL = "oai-events"
 
 
+class NoCandidates(Exception):
+    """The bridge could bind no media socket (every port of ``WEBRTC_UDP_PORTS`` taken, no
+    usable address): an answer without candidates could never connect."""
+
+
 class CallPeer:
     """The bridge's end of one call."""
 
@@ -66,7 +71,10 @@ class CallPeer:
                 break
         answer = await self._pc.createAnswer()
         await self._pc.setLocalDescription(answer)
-        return str(self._pc.localDescription.sdp)
+        sdp = str(self._pc.localDescription.sdp)
+        if "a=candidate:" not in sdp:
+            raise NoCandidates
+        return sdp
 
     @property
     def open(self) -> bool:
@@ -159,4 +167,4 @@ class CallPeer:
             self._on_gone(f"the peer connection {state}")
 
 
-__all__ = ["EVENTS_LABEL", "CallPeer"]
+__all__ = ["EVENTS_LABEL", "CallPeer", "NoCandidates"]

@@ -47,6 +47,12 @@ def read_offer(body: str) -> Offer:
     ):
         if not any(line.startswith(attribute) for line in lines):
             raise OfferError(f"The SDP offer has no {what}.")
+    if "a=end-of-candidates" in lines and not any(
+        line.startswith("a=candidate:") for line in lines
+    ):
+        # Complete and empty: nothing the bridge could ever reach (an offer sent before
+        # gathering, as browsers do, has no end-of-candidates and is fine).
+        raise OfferError("The SDP offer has no ICE candidates but says it has them all.")
     size = DEFAULT_MAX_MESSAGE_SIZE
     for line in lines:
         if line.startswith("a=max-message-size:"):
