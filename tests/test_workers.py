@@ -5,6 +5,7 @@ while the others' sessions go on, and SIGTERM drains them all."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -91,8 +92,9 @@ class Served:
             return await response.text()
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, **extra: str) -> AsyncIterator[Served]:
+    """A supervisor with two workers on loopback, until the block ends."""
     env = {
         "WORKERS": "2",
         "WS_PORT": "0",
@@ -101,6 +103,7 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         "BRIDGE_ADMIN_TOKEN": ADMIN,
         "SHUTDOWN_GRACE_S": "2",
         "MAX_SESSIONS": "12",
+        **extra,
     }
     log = tmp_path / "bridge.log"
     with log.open("wb") as errors:  # a file, not a pipe: nobody has to keep reading the logs
@@ -124,6 +127,12 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(tmp_path) as running:
+        yield running
 
 
 async def typed_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> str:

@@ -168,6 +168,7 @@ class BridgeServer:
         )
         self.ws_port = 0
         self.http_port = 0
+        self.internal_ws_port = 0
         self._descriptor_watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -210,6 +211,13 @@ class BridgeServer:
         self.state.ws_url = f"ws://{_url_host(s.host)}:{self.ws_port}"
         self.state.http_url = f"http://{_url_host(s.host)}:{self.http_port}"
         if self.worker is not None:
+            # Its own loopback port, which the shared ports cannot give: a sideband that lands
+            # on another worker is relayed here, to the worker holding the call.
+            internal = await listen_sessions(
+                self.endpoint, "127.0.0.1", 0, s.max_message_bytes, self.gate, reuse_port=False
+            )
+            self._servers.append(internal)
+            self.internal_ws_port = _bound_port(internal)
             metrics = self.state.metrics
             self.cluster = Cluster(
                 self.worker,
@@ -227,6 +235,7 @@ class BridgeServer:
         """What this worker tells the others, once a second (see server/cluster.py)."""
         return {
             "session_count": len(self.registry),
+            "internal_ws_port": self.internal_ws_port,
             "sessions": [record.summary() for record in self.registry],
             "draining": self.state.draining,
             "uptime_s": self.state.uptime_s,

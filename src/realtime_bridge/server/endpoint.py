@@ -35,7 +35,7 @@ from realtime_bridge.server.channel import ClientConnection
 from realtime_bridge.server.endings import CLIENT_STALLED
 from realtime_bridge.server.http import ServerState
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
-from realtime_bridge.server.sideband import attach_sideband, sideband_call
+from realtime_bridge.server.sideband import attach_sideband, relay_sideband, sideband_target
 from realtime_bridge.server.tool_calls import SessionTools
 from realtime_bridge.server.twilio_calls import call_lock, twilio_signed, wait_for_start
 from realtime_bridge.server.twilio_channel import TwilioConnection
@@ -100,7 +100,7 @@ class SessionEndpoint:
         if target.path not in SESSION_PATHS and not phone:
             return refusal(404, "not_found", f"No such endpoint: {target.path}")
         if "call_id" in query and not phone:
-            return self._sideband(headers, query, peer)
+            return self._sideband(headers, query, peer, request.path.decode("latin-1"))
         model = query.get("model")
         if model is not None and not MODEL_NAME.fullmatch(model):
             return refusal(
@@ -215,12 +215,12 @@ class SessionEndpoint:
         return options
 
     def _sideband(
-        self, headers: CIMultiDict[str], query: Mapping[str, str], peer: str | None
+        self, headers: CIMultiDict[str], query: Mapping[str, str], peer: str | None, target: str
     ) -> WSUpgradeResponseWithListener:
         """An operator's backend attaching to a live WebRTC call (``?call_id=``)."""
         state = self._state
         try:
-            call = sideband_call(state, headers, query)
+            call = sideband_target(state, headers, query)
         except ClientError as refused:
             log.info("sideband refused", extra={"code": refused.code.value, "client": peer})
             return self._refuse(refused.code, refused.message)
@@ -231,10 +231,16 @@ class SessionEndpoint:
         connection = ClientConnection(
             state.settings.max_message_bytes, state.settings.client_max_unsent_bytes
         )
-        task = asyncio.get_running_loop().create_task(attach_sideband(call, connection))
+        if isinstance(call, int):  # another worker holds the call: relayed to it
+            work = relay_sideband(connection, call, target, headers)
+            session_id = f"sess_{query['call_id'].partition('_')[2]}"
+        else:
+            work = attach_sideband(call, connection)
+            session_id = call.session_id
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return switching(headers, call.session_id, connection)
+        return switching(headers, session_id, connection)
 
     def _refuse(
         self, code: ErrorCode, message: str, retry_after_s: float | None = None

@@ -17,6 +17,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
+
 from realtime_bridge.errors import ClientError, ErrorCode
 from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.secrets import looks_like_secret
@@ -30,11 +32,11 @@ log = get_logger("webrtc")
 CONNECTED_TIMEOUT_S = 5.0
 
 
-def sideband_call(
+def sideband_target(
     state: ServerState, headers: Mapping[str, str], query: Mapping[str, str]
-) -> WebRTCConnection:
-    """The live call a sideband request may attach to; raises :class:`ClientError` (401, 403,
-    404) otherwise, before anything is opened."""
+) -> WebRTCConnection | int:
+    """The live call a sideband request may attach to, or the internal port of the worker that
+    holds it; raises :class:`ClientError` (401, 403, 404) otherwise, before anything is opened."""
     settings = state.settings
     presented = presented_tokens(
         headers, query, offered_subprotocols(headers.get("Sec-WebSocket-Protocol"))
@@ -56,12 +58,29 @@ def sideband_call(
             allowed_origins=(),
             own=(),
         )
-    call = state.calls.get(query.get("call_id", ""))
-    if call is None or call.closed:
+    call_id = query.get("call_id", "")
+    call = state.calls.get(call_id)
+    if call is not None and not call.closed:
+        return call
+    port = _holder(state, call_id)
+    if port is None:
         raise ClientError(
             ErrorCode.CALL_NOT_FOUND, "No live call with that call_id on this bridge."
         )
-    return call
+    return port
+
+
+def _holder(state: ServerState, call_id: str) -> int | None:
+    """The internal port of the worker holding ``call_id`` (its snapshot lists the call)."""
+    if state.cluster is None or not call_id:
+        return None
+    for other in state.cluster.others():
+        port = other.get("internal_ws_port")
+        for summary in other.get("sessions", ()):
+            call = summary.get("call")
+            if isinstance(call, dict) and call.get("call_id") == call_id and isinstance(port, int):
+                return port
+    return None
 
 
 class SidebandSink:
@@ -117,4 +136,65 @@ async def attach_sideband(call: WebRTCConnection, connection: ClientConnection) 
         await connection.close(1000, "the call ended" if call.ended.done() else "")
 
 
-__all__ = ["SidebandSink", "attach_sideband", "sideband_call"]
+class _RelaySink(SidebandSink):
+    """The backend's frames, for the worker that holds the call (in order, through a queue)."""
+
+    def __init__(self) -> None:
+        self.gone = asyncio.get_running_loop().create_future()
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+
+    def client_text(self, text: str) -> None:
+        self.outbox.put_nowait(text)
+
+    def own_text(self, text: str) -> None:
+        self.outbox.put_nowait(text)
+
+
+async def relay_sideband(
+    connection: ClientConnection, port: int, target: str, headers: Mapping[str, str]
+) -> None:
+    """A sideband that landed on a worker other than the call's (workers share the port): its
+    frames are relayed to the holder's internal listener, which checks it again and attaches
+    it. The relay ends when either side does."""
+    try:
+        await asyncio.wait_for(asyncio.shield(connection.on_connected), CONNECTED_TIMEOUT_S)
+    except TimeoutError:
+        return
+    sink = _RelaySink()
+    forwarded = {k: v for k, v in headers.items() if k.lower() in ("authorization",)}
+    code = 1000
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(
+                f"ws://127.0.0.1:{port}{target}", headers=forwarded, max_msg_size=0
+            ) as inner,
+        ):
+            connection.attach(sink)
+            log.info("sideband relayed", extra={"worker_port": port})
+
+            async def up() -> None:
+                while True:
+                    await inner.send_str(await sink.outbox.get())
+
+            async def down() -> None:
+                async for message in inner:
+                    if message.type is aiohttp.WSMsgType.TEXT:
+                        connection.send_text(message.data)
+
+            tasks: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(up()),
+                asyncio.ensure_future(down()),
+                sink.gone,
+            }
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+    except (aiohttp.ClientError, OSError) as error:
+        log.info("sideband relay to worker port %d failed: %s", port, type(error).__name__)
+        code = 1011
+    if not connection.closed:
+        await connection.close(code, "the call ended" if code == 1000 else "the call is gone")
+
+
+__all__ = ["SidebandSink", "attach_sideband", "relay_sideband", "sideband_target"]

@@ -253,6 +253,8 @@ async def _answer(
         config.setdefault("type", "realtime")
         client.sideband_event(orjson.dumps({"type": "session.update", "session": config}).decode())
     state.calls[call_id] = client
+    if state.cluster is not None:  # the other workers learn of the call now (its sideband)
+        state.cluster.tick()
     endpoint = request.app[ENDPOINT_KEY]
     task = endpoint.start(record, client, CALL_OPTIONS, grant)
     task.add_done_callback(lambda _task: state.calls.pop(call_id, None))
