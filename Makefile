@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/server_tools.py
 	$(BIN)/python bench/large_events.py
 	$(BIN)/python bench/resume.py
+	$(BIN)/python bench/webrtc.py
 
 bench-quick: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py --quick

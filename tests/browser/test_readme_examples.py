@@ -4,16 +4,20 @@ local upstream. Only the addresses change (the README's default ports become the
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import REPO, BridgeProcess, playwright_sync, run_bridge
+from tests.browser.conftest import REPO, BridgeProcess, free_port, playwright_sync, run_bridge
 
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -100,3 +104,137 @@ def test_javascript_examples_run_in_a_page(
         assert len(logged) >= 2  # the answer's text came before
     finally:
         context.close()
+
+
+# -- "Browsers over WebRTC": the backend and the page, as written --------------------------------
+
+WEBRTC_SECTION = "## Browsers over WebRTC"
+EXAMPLE_BACKEND_PORT = "port=8000"
+
+
+def section_blocks(title: str, language: str) -> list[str]:
+    """The ``language`` blocks of one README section (up to the next ``## `` heading)."""
+    text = (REPO / "README.md").read_text()
+    start = text.index(title + "\n")
+    end = text.find("\n## ", start + len(title))
+    section = text[start : end if end != -1 else len(text)]
+    return [m["code"] for m in FENCE.finditer(section) if m["lang"] == language]
+
+
+@dataclass
+class WebRtcExample:
+    bridge: BridgeProcess
+    origin: str  # the example backend's, which serves the page
+
+
+@pytest.fixture(scope="module")
+def webrtc_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebRtcExample]:
+    """The section's bridge (its token, a signing key, the page's origin allowed), and its
+    ``backend.py`` serving its ``index.html``, both written out from the README and run as they
+    are; only the addresses change (the bridge's HTTP port and the backend's port)."""
+    (backend,) = section_blocks(WEBRTC_SECTION, "py")
+    (page,) = section_blocks(WEBRTC_SECTION, "html")
+    assert EXAMPLE_BACKEND_PORT in backend
+    port = free_port()
+    origin = f"http://127.0.0.1:{port}"
+    env = {
+        "BRIDGE_API_KEYS": "bridge-token",
+        "BRIDGE_SECRET_KEY": "w" * 64,
+        "ALLOWED_ORIGINS": origin,
+        "WEBRTC_PUBLIC_ADDRESS": "127.0.0.1",
+    }
+    workdir = tmp_path_factory.mktemp("readme-webrtc")
+    with run_bridge(workdir / "bridge", **env) as bridge:
+        site = workdir / "site"
+        site.mkdir()
+        code = here(backend, bridge).replace(EXAMPLE_BACKEND_PORT, f"port={port}")
+        (site / "backend.py").write_text(code)
+        (site / "index.html").write_text(page)
+        log = (workdir / "backend.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "backend.py"], cwd=site, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(origin + "/", timeout=2) as response:
+                        assert b"oai-events" in response.read()
+                        break
+                except OSError:
+                    assert process.poll() is None, (workdir / "backend.log").read_text()
+                    assert time.monotonic() < deadline, "the example backend did not answer"
+                    time.sleep(0.1)
+            yield WebRtcExample(bridge, origin)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+
+
+def bridge_sessions(bridge: BridgeProcess) -> int:
+    with urllib.request.urlopen(bridge.http_url + "/health", timeout=5) as response:
+        return int(json.loads(response.read())["sessions"])
+
+
+def test_the_webrtc_example_holds_a_call(
+    webrtc_example: WebRtcExample, browser: playwright_sync.Browser
+) -> None:
+    """Chromium opens the example page (its fake microphone speaks), presses Talk: the page gets
+    a secret from the example backend, calls the bridge cross-origin, logs both transcripts and
+    plays the answer; Hang up ends the call at the bridge."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(webrtc_example.origin + "/")
+        page.click("#start")  # a user gesture, as a visitor's
+
+        def wait_for_log(text: str, timeout_ms: int) -> None:
+            try:
+                page.wait_for_function(
+                    "text => document.getElementById('log').textContent.includes(text)",
+                    arg=text,
+                    timeout=timeout_ms,
+                )
+            except playwright_sync.TimeoutError:
+                log = page.text_content("#log")
+                pytest.fail(f"no {text!r} in the page's log: {log!r}; console: {errors}")
+
+        wait_for_log("connected: rtc_", 15_000)
+        assert bridge_sessions(webrtc_example.bridge) == 1
+        wait_for_log("you: ", 25_000)
+        wait_for_log("assistant: ", 25_000)
+        # the answer's audio arrives on the track the page's <audio> element plays
+        page.wait_for_function(
+            """async () => {
+                const answer = document.getElementById("answer");
+                const live = answer.srcObject && answer.srcObject.getAudioTracks()
+                    .some((track) => track.readyState === "live");
+                let energy = 0;
+                (await pc.getStats()).forEach((report) => {
+                    if (report.type === "inbound-rtp" && report.kind === "audio")
+                        energy = report.totalAudioEnergy || 0;
+                });
+                return live && !answer.paused && energy > 0.01;
+            }""",
+            timeout=25_000,
+        )
+        assert "failed:" not in (page.text_content("#log") or "")
+        assert errors == []
+
+        page.click("#stop")
+        wait_for_log("hung up", 5_000)
+        deadline = time.monotonic() + 5
+        while bridge_sessions(webrtc_example.bridge) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert bridge_sessions(webrtc_example.bridge) == 0
+    finally:
+        context.close()
+    assert "bridge-token" not in webrtc_example.bridge.log()
