@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiohttp import web
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _LIVE: dict[int, str] = {}  # pid -> name, for the atexit safety net
 
@@ -329,3 +331,27 @@ def machine_description(python: str, node: str, peers_dir: Path) -> dict[str, st
         "ws": ws_version,
         "orchestrator_python": sys.version.split()[0],
     }
+
+
+class LoopbackUpstream:
+    """A Realtime-API stand-in on a loopback port: an aiohttp WebSocket server whose
+    subclasses say what each connection does (``_handle``)."""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}/v1/realtime"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        raise NotImplementedError

@@ -35,6 +35,7 @@ import aiohttp
 import numpy as np
 import orjson
 from aiohttp import web
+from benchutil import LoopbackUpstream
 
 from realtime_bridge.config import load_settings
 from realtime_bridge.server.app import BridgeServer
@@ -143,25 +144,12 @@ class UpstreamLink:
         return arrived, event
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(LoopbackUpstream):
     """A Realtime-API stand-in on loopback: it records, the bench scripts what it sends."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.connected: asyncio.Queue[UpstreamLink] = asyncio.Queue()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}/v1/realtime"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("realtime",), max_msg_size=0)

@@ -69,7 +69,15 @@ import orjson
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from benchutil import Proc, cpu_seconds, free_port, host_cpu, process_tree, wait_quiet
+from benchutil import (
+    LoopbackUpstream,
+    Proc,
+    cpu_seconds,
+    free_port,
+    host_cpu,
+    process_tree,
+    wait_quiet,
+)
 from workers import snapshot_source
 
 from realtime_bridge.webrtc.ice import IceSettings
@@ -453,25 +461,12 @@ class UpstreamLink:
     edges: list[float] = field(default_factory=list)
 
 
-class RecordingUpstream:
+class RecordingUpstream(LoopbackUpstream):
     """A Realtime-API stand-in: confirms session updates, notes loud edges in the appends."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.links: list[UpstreamLink] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"ws://127.0.0.1:{self._runner.addresses[0][1]}/v1/realtime"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("realtime",), max_msg_size=0)

@@ -36,3 +36,21 @@ def open_page(page: Page, url: str) -> None:
 def wait_connected(page: Page) -> None:
     expect(page.locator("#status")).to_have_text("Connected")
     page.wait_for_function("() => window.bridgeDemo.stats.sessionId !== null")
+
+
+def push_to_talk_turn(page: Page, hold_ms: int, answer_timeout_ms: int | None = None) -> None:
+    """Hold the push-to-talk button (the space bar) for ``hold_ms`` of audio, let go, and wait
+    for the commit and the assistant's answer."""
+    ptt = page.locator("#ptt")
+    expect(ptt).to_be_enabled()
+    ptt.focus()
+    page.keyboard.down(" ")
+    expect(ptt).to_have_attribute("aria-pressed", "true")
+    page.wait_for_function(f"() => window.bridgeDemo.stats.audioSentMs >= {hold_ms}")
+    page.keyboard.up(" ")
+    expect(ptt).to_have_attribute("aria-pressed", "false")
+    page.wait_for_function(
+        "() => window.bridgeDemo.events.some(e => e.type === 'input_audio_buffer.committed')"
+    )
+    assistant = page.locator('#transcript li[data-role="assistant"] .text')
+    expect(assistant.first).not_to_have_text("", timeout=answer_timeout_ms)

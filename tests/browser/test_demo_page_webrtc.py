@@ -22,6 +22,7 @@ from tests.browser.demo_page import (
     CONNECT_TIMEOUT_MS,
     Console,
     open_page,
+    push_to_talk_turn,
     stats,
     wait_connected,
 )
@@ -153,19 +154,7 @@ def test_push_to_talk_over_webrtc(page: Page, bridge: BridgeProcess) -> None:
     page.click("#connect")
     wait_connected(page)
     expect(page.locator("#transport-state")).to_have_text("Transport: WebRTC")
-    ptt = page.locator("#ptt")
-    expect(ptt).to_be_enabled()
-    ptt.focus()
-    page.keyboard.down(" ")
-    expect(ptt).to_have_attribute("aria-pressed", "true")
-    page.wait_for_function("() => window.bridgeDemo.stats.audioSentMs >= 1500")
-    page.keyboard.up(" ")
-    expect(ptt).to_have_attribute("aria-pressed", "false")
-    page.wait_for_function(
-        "() => window.bridgeDemo.events.some(e => e.type === 'input_audio_buffer.committed')"
-    )
-    assistant = page.locator('#transcript li[data-role="assistant"] .text')
-    expect(assistant.first).not_to_have_text("", timeout=VOICE_TIMEOUT_MS)
+    push_to_talk_turn(page, 1500, VOICE_TIMEOUT_MS)
     s = stats(page)
     assert s["speechStarted"] == 0  # no server VAD in push-to-talk
     assert s["turns"] == 1
