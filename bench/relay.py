@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -543,8 +544,20 @@ def emit(agg: dict[tuple[str, str, int], dict[str, Any]], meta: dict[str, Any], 
     if md:
         path = Path(md)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_markdown(agg, meta))
+        kept = other_sections(path.read_text()) if path.is_file() else ""
+        path.write_text(render_markdown(agg, meta).rstrip("\n") + "\n" + kept)
         print(f"wrote {path}")
+
+
+#: A section another benchmark writes into the same file: ``## Title (`bench/<script>.py`)``.
+_OTHER_SECTION = re.compile(r"^## .*\(`bench/(?!relay\.py)[\w./-]+`\)", re.M)
+
+
+def other_sections(text: str) -> str:
+    """The sections of ``text`` that other benchmarks own (from the first of them to the end),
+    kept when this one rewrites its part of the file."""
+    found = _OTHER_SECTION.search(text)
+    return "\n" + text[found.start() :] if found else ""
 
 
 def rerender(raw_jsons: list[str], md: str) -> int:
