@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-import signal
 import sys
 import time
 from types import TracebackType
@@ -41,15 +39,14 @@ from realtime_bridge.server.page import add_page_routes
 from realtime_bridge.server.secrets_api import add_secret_routes
 from realtime_bridge.server.sessions import SessionRegistry
 from realtime_bridge.server.shared import SharedRegistry
+from realtime_bridge.server.signals import stop_on_signals
 from realtime_bridge.server.twilio_calls import add_twilio_routes
-from realtime_bridge.server.webrtc_calls import add_webrtc_routes, ice_settings
 from realtime_bridge.store.base import Store
 from realtime_bridge.store.memory import MemoryStore
 from realtime_bridge.store.redis import RedisStore
 from realtime_bridge.tools.runner import ToolRunner
 from realtime_bridge.upstream.base import Upstream
 from realtime_bridge.upstream.factory import create_upstream
-from realtime_bridge.webrtc import ice
 
 log = get_logger("server")
 #: How long a failed worker waits for its sessions' closes before it exits.
@@ -57,6 +54,13 @@ FAILED_CLOSE_TIMEOUT_S = 2.0
 
 #: After the grace period, how long sessions get to close once told to.
 FORCED_CLOSE_TIMEOUT_S = 3.0
+
+
+async def webrtc_disabled(request: web.Request) -> web.Response:
+    """``POST /v1/realtime/calls`` on a bridge that takes no calls: said, so a page falls back."""
+    return error_response(
+        503, "webrtc_disabled", "WebRTC is off on this bridge (WEBRTC_ENABLED=false)."
+    )
 
 
 async def upgrade_required(request: web.Request) -> web.Response:
@@ -109,7 +113,14 @@ def build_app(
     add_admin_routes(app)
     add_secret_routes(app)
     add_twilio_routes(app)
-    add_webrtc_routes(app, endpoint)
+    if state.settings.webrtc_enabled:
+        # Imported here: WebRTC's libraries (aiortc, PyAV) cost each process ~35 MB, which a
+        # bridge that takes no calls (and the supervisor) need not pay.
+        from realtime_bridge.server.webrtc_calls import add_webrtc_routes
+
+        add_webrtc_routes(app, endpoint)
+    else:
+        app.router.add_post("/v1/realtime/calls", webrtc_disabled)
     if shared:
         app.router.add_get("/v1/realtime", upgrade_required)
     return app
@@ -179,6 +190,9 @@ class BridgeServer:
         loop.set_exception_handler(self.gate.loop_exception)
         self._descriptor_watch = loop.create_task(self.gate.watch_descriptors())
         if s.webrtc_enabled:
+            from realtime_bridge.server.webrtc_calls import ice_settings
+            from realtime_bridge.webrtc import ice
+
             ice.install(ice_settings(self.state))
         if self.state.shared is not None:  # limits shared from the first session (bounded wait)
             await self.state.shared.start()
@@ -329,16 +343,6 @@ def _bound_port(server: asyncio.Server) -> int:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM (where the loop can take signal handlers)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    return stop
 
 
 async def serve(

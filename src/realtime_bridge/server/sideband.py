@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -25,7 +25,9 @@ from realtime_bridge.policy.secrets import looks_like_secret
 from realtime_bridge.server.admission import admit, offered_subprotocols, presented_tokens
 from realtime_bridge.server.channel import ClientConnection, ClientGone
 from realtime_bridge.server.http import ServerState
-from realtime_bridge.server.webrtc_channel import WebRTCConnection
+
+if TYPE_CHECKING:  # a call's connection; WebRTC's libraries load only when calls are taken
+    from realtime_bridge.server.webrtc_channel import WebRTCConnection
 
 log = get_logger("webrtc")
 #: How long the 101 may take to become a connection.

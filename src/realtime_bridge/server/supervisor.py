@@ -35,7 +35,7 @@ from pydantic import SecretStr
 from realtime_bridge.config import Settings
 from realtime_bridge.errors import ConfigError
 from realtime_bridge.observability import get_logger
-from realtime_bridge.server.app import stop_on_signals
+from realtime_bridge.server.signals import stop_on_signals
 
 log = get_logger("supervisor")
 

@@ -146,10 +146,6 @@ async def _read_request(request: web.Request) -> tuple[str, dict[str, Any] | Non
 async def create_call(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     settings = state.settings
-    if not settings.webrtc_enabled:
-        return _error(
-            request, 503, "webrtc_disabled", "WebRTC is off on this bridge (WEBRTC_ENABLED=false)."
-        )
     malformed: str | None = None
     sdp, config = "", None
     try:
