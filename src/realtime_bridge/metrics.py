@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from realtime_bridge.protocol.events import KNOWN_EVENT_TYPES
+from realtime_bridge.event_types import KNOWN_EVENT_TYPES
 
 CLIENT_TO_UPSTREAM = "client_to_upstream"
 UPSTREAM_TO_CLIENT = "upstream_to_client"
