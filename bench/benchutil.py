@@ -355,3 +355,24 @@ class LoopbackUpstream:
 
     async def _handle(self, request: web.Request) -> web.WebSocketResponse:
         raise NotImplementedError
+
+
+#: Settings a developer's environment may hold that would change the bridge a benchmark runs.
+_BRIDGE_SETTING_PREFIXES = (
+    "OPENAI_",
+    "AZURE_",
+    "BRIDGE_",
+    "WEBRTC_",
+    "UPSTREAM",
+    "ALLOWED_",
+    "SESSION_",
+    "MAX_",
+)
+
+
+def bridge_process_env(**settings: str) -> dict[str, str]:
+    """This process's environment without the bridge's settings, on loopback, with ``settings``:
+    what a benchmark's ``python -m realtime_bridge`` runs with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_BRIDGE_SETTING_PREFIXES)}
+    env.update(HOST="127.0.0.1", PYTHONUNBUFFERED="1", **settings)
+    return env

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import (
     CpuMark,
     Proc,
+    bridge_process_env,
     cpu_mark,
     free_port,
     machine_description,
@@ -172,13 +172,7 @@ def bridge_env(
     p: Params, ws_port: int, http_port: int, echo_port: int, metrics: bool
 ) -> dict[str, str]:
     """Environment for ``python -m realtime_bridge`` pointed at the echo upstream."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_", "BRIDGE_", "ALLOWED_", "SESSION_", "MAX_"))
-    }
-    env.update(
-        HOST="127.0.0.1",
+    env = bridge_process_env(
         WS_PORT=str(ws_port),
         HTTP_PORT=str(http_port),
         UPSTREAM="openai",
@@ -186,7 +180,6 @@ def bridge_env(
         OPENAI_REALTIME_URL=f"ws://127.0.0.1:{echo_port}/v1/realtime",
         LOG_LEVEL="info",  # the default: "with metrics and logging on"
         MAX_SESSIONS="10000",
-        PYTHONUNBUFFERED="1",
     )
     if not metrics:
         env["METRICS_ENABLED"] = "false"

@@ -72,6 +72,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from benchutil import (
     LoopbackUpstream,
     Proc,
+    bridge_process_env,
     cpu_seconds,
     free_port,
     host_cpu,
@@ -395,13 +396,7 @@ async def websocket_session(
 
 
 def bridge_env(upstream: str, ws_port: int, http_port: int) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "AZURE_", "BRIDGE_", "WEBRTC_", "UPSTREAM", "ALLOWED_"))
-    }
-    env.update(
-        HOST="127.0.0.1",
+    return bridge_process_env(
         WS_PORT=str(ws_port),
         HTTP_PORT=str(http_port),
         UPSTREAM="openai",
@@ -413,9 +408,7 @@ def bridge_env(upstream: str, ws_port: int, http_port: int) -> dict[str, str]:
         MAX_SESSIONS="1000",
         MAX_CONNECTIONS="10000",
         SHUTDOWN_GRACE_S="1",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 @contextlib.asynccontextmanager

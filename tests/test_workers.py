@@ -135,6 +135,26 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         yield running
 
 
+async def open_sessions(
+    http: aiohttp.ClientSession, served: Served, count: int
+) -> tuple[list[aiohttp.ClientWebSocketResponse], list[dict[str, Any]]]:
+    """``count`` sessions, each with its first event read."""
+    clients = [await http.ws_connect(served.ws) for _ in range(count)]
+    firsts = [orjson.loads((await ws.receive()).data) for ws in clients]
+    return clients, firsts
+
+
+async def on_both_workers(http: aiohttp.ClientSession, served: Served, total: int) -> None:
+    """Wait until the snapshots count ``total`` sessions and each worker holds some."""
+
+    async def both_busy() -> bool:
+        workers = (await served.get(http, "/health"))["workers"]
+        return len(workers) == 2 and all(w["sessions"] > 0 for w in workers)
+
+    await snapshots_show(served, total)
+    await until(both_busy, "sessions on both workers")
+
+
 async def typed_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> str:
     item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
     await ws.send_str(orjson.dumps({"type": "conversation.item.create", "item": item}).decode())
@@ -150,9 +170,8 @@ async def typed_turn(ws: aiohttp.ClientWebSocketResponse, text: str) -> str:
 
 async def test_sessions_spread_over_workers_and_the_api_sees_them_all(served: Served) -> None:
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(10)]
-        for ws in clients:
-            assert orjson.loads((await ws.receive()).data)["type"] == "session.created"
+        clients, firsts = await open_sessions(http, served, 10)
+        assert [event["type"] for event in firsts] == ["session.created"] * 10
 
         async def all_counted() -> bool:
             health = await served.get(http, "/health")
@@ -185,9 +204,7 @@ async def test_sessions_spread_over_workers_and_the_api_sees_them_all(served: Se
 
 async def test_a_session_on_another_worker_can_be_ended_from_any(served: Served) -> None:
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(8)]
-        for ws in clients:
-            await ws.receive()
+        clients, _ = await open_sessions(http, served, 8)
 
         async def listed_all() -> bool:
             return len((await served.get(http, "/sessions"))["sessions"]) == 8
@@ -211,16 +228,8 @@ async def test_a_session_on_another_worker_can_be_ended_from_any(served: Served)
 
 async def test_a_killed_worker_is_replaced_and_the_others_sessions_go_on(served: Served) -> None:
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(10)]
-        for ws in clients:
-            await ws.receive()
-
-        async def both_busy() -> bool:
-            workers = (await served.get(http, "/health"))["workers"]
-            return len(workers) == 2 and all(w["sessions"] > 0 for w in workers)
-
-        await snapshots_show(served, 10)
-        await until(both_busy, "sessions on both workers")
+        clients, _ = await open_sessions(http, served, 10)
+        await on_both_workers(http, served, 10)
         sessions = (await served.get(http, "/sessions"))["sessions"]
         victim = (await served.get(http, "/health"))["workers"][0]
         await snapshot_shows(served, victim["index"], victim["sessions"])
@@ -252,9 +261,7 @@ async def test_a_killed_worker_is_replaced_and_the_others_sessions_go_on(served:
 
 async def test_sigterm_drains_every_worker(served: Served) -> None:
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(6)]
-        for ws in clients:
-            await ws.receive()
+        clients, _ = await open_sessions(http, served, 6)
         served.process.send_signal(signal.SIGTERM)
         codes = []
         for ws in clients:
@@ -271,9 +278,7 @@ async def test_max_sessions_counts_every_worker(served: Served) -> None:
     """MAX_SESSIONS=12 for the whole server: with 12 sessions spread over both workers, each
     holding fewer than 12, a new one is refused (once the workers' snapshots are in)."""
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(12)]
-        for ws in clients:
-            await ws.receive()
+        clients, _ = await open_sessions(http, served, 12)
         refused: list[int] = []
 
         async def refuses() -> bool:
@@ -300,16 +305,8 @@ async def test_a_failing_worker_ends_its_sessions_with_1011_and_is_replaced(
     be written) ends its sessions with 1011 and exits; the supervisor counts them and starts a
     new worker. The other worker's sessions go on."""
     async with aiohttp.ClientSession() as http:
-        clients = [await http.ws_connect(served.ws) for _ in range(10)]
-        for ws in clients:
-            await ws.receive()
-
-        async def both_busy() -> bool:
-            workers = (await served.get(http, "/health"))["workers"]
-            return len(workers) == 2 and all(w["sessions"] > 0 for w in workers)
-
-        await snapshots_show(served, 10)
-        await until(both_busy, "sessions on both workers")
+        clients, _ = await open_sessions(http, served, 10)
+        await on_both_workers(http, served, 10)
         failing = (await served.get(http, "/health"))["workers"][0]
         await snapshot_shows(served, failing["index"], failing["sessions"])
         blocker = run_dir(served) / f"worker-{failing['index']}.tmp"
