@@ -39,6 +39,8 @@ from realtime_bridge.wsframes import (
 
 #: How long the client gets to answer our close frame before the socket is dropped.
 CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
+#: How long a 101 may take to turn into a connection.
+CONNECTED_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,15 @@ class ClientConnection(WSListener):
             self._sink.client_writable(True)
 
     # -- the session's side -------------------------------------------------------------------
+
+    async def connected(self) -> bool:
+        """Wait (at most :data:`CONNECTED_TIMEOUT_S`) for the upgrade to become a connection;
+        False if it never did."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.on_connected), CONNECTED_TIMEOUT_S)
+        except TimeoutError:
+            return False
+        return True
 
     def summary(self) -> dict[str, object]:
         """What this kind of client adds to the session's end line and listing (a call's ids

@@ -58,8 +58,6 @@ TWILIO_PATH = "/twilio"
 PHONE_OPTIONS = HandshakeOptions(input_format=ULAW_8K, output_format=ULAW_8K, silence_fill=False)
 #: How long a client whose last frames are still unsent gets to take them after the close.
 UNSENT_GRACE_S = 3.0
-#: How long the 101 may take to turn into a connection before the reserved slot is freed.
-CONNECTED_TIMEOUT_S = 5.0
 
 
 def turn_settings(settings: Settings, options: HandshakeOptions) -> TurnSettings:
@@ -265,9 +263,7 @@ class SessionEndpoint:
         """One session, from the 101 to the end line; the registry slot is freed at the end."""
         state = self._state
         try:
-            try:
-                await asyncio.wait_for(asyncio.shield(client.on_connected), CONNECTED_TIMEOUT_S)
-            except TimeoutError:
+            if not await client.connected():
                 return  # the upgrade never completed
             record.client = client.peer
             if isinstance(client, TwilioConnection):

@@ -30,8 +30,6 @@ if TYPE_CHECKING:  # a call's connection; WebRTC's libraries load only when call
     from realtime_bridge.server.webrtc_channel import WebRTCConnection
 
 log = get_logger("webrtc")
-#: How long the 101 may take to become a connection.
-CONNECTED_TIMEOUT_S = 5.0
 
 
 def sideband_target(
@@ -118,9 +116,7 @@ class SidebandSink:
 
 async def attach_sideband(call: WebRTCConnection, connection: ClientConnection) -> None:
     """From the 101 to the end of the sideband (its own close, or the call's end)."""
-    try:
-        await asyncio.wait_for(asyncio.shield(connection.on_connected), CONNECTED_TIMEOUT_S)
-    except TimeoutError:
+    if not await connection.connected():
         return
     if call.closed:
         await connection.close(1000, "the call ended")
@@ -158,9 +154,7 @@ async def relay_sideband(
     """A sideband that landed on a worker other than the call's (workers share the port): its
     frames are relayed to the holder's internal listener, which checks it again and attaches
     it. The relay ends when either side does."""
-    try:
-        await asyncio.wait_for(asyncio.shield(connection.on_connected), CONNECTED_TIMEOUT_S)
-    except TimeoutError:
+    if not await connection.connected():
         return
     sink = _RelaySink()
     forwarded = {k: v for k, v in headers.items() if k.lower() in ("authorization",)}
