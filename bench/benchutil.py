@@ -211,6 +211,31 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / CLK_TCK
 
 
+def context_switches(pids: Iterable[int]) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the given processes, over all their threads.
+
+    A voluntary switch is the process going to sleep (its event loop waiting for sockets), so
+    per message it says how many messages each wake-up handled.
+    """
+    vol = invol = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    for line in f:
+                        if line.startswith("voluntary_ctxt_switches:"):
+                            vol += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches:"):
+                            invol += int(line.split()[1])
+            except OSError:
+                continue
+    return vol, invol
+
+
 def rss_kb(pids: Iterable[int]) -> int:
     """Resident set size in KiB, summed over the given processes."""
     total = 0

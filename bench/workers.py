@@ -79,6 +79,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import (
     CpuMark,
     Proc,
+    context_switches,
     cpu_mark,
     free_port,
     machine_description,
@@ -178,6 +179,10 @@ class Run:
     relay_cpu_pct: float | None = None
     us_per_msg: float | None = None
     role_cpu_pct: dict[str, float] = field(default_factory=dict)
+    # relayed messages per voluntary context switch (per wake-up of the relay's processes), and
+    # involuntary switches (preempted) per 1000 messages
+    msgs_per_wakeup: float | None = None
+    preempted_per_kmsg: float | None = None
     slot_throttled_pct: list[float] = field(default_factory=list)
     rss_base_kb: dict[str, int] = field(default_factory=dict)
     rss_peak_kb: dict[str, int] = field(default_factory=dict)
@@ -484,6 +489,8 @@ async def run_once(
         throttle0 = ctx.cgroups.throttle_stats() if limit and ctx.cgroups else []
         for lg in lgs:
             await lg.send("mark")
+        relay_pids = list(target.roles.values())
+        cs0 = context_switches(relay_pids)
         m0 = cpu_mark(groups)
         peak: dict[str, int] = {}
         for _ in range(4):
@@ -491,6 +498,7 @@ async def run_once(
             for role, pid in target.roles.items():
                 peak[role] = max(peak.get(role, 0), rss_kb([pid]))
         m1 = cpu_mark(groups)
+        cs1 = context_switches(relay_pids)
         throttle1 = ctx.cgroups.throttle_stats() if limit and ctx.cgroups else []
         if config == TWO:
             with contextlib.suppress(OSError, ValueError, KeyError):
@@ -513,6 +521,9 @@ async def run_once(
             for (q0, t0), (q1, t1) in zip(throttle0, throttle1, strict=True)
         ]
         _fill(res, results, sample_files, m0, m1)
+        if res.relayed:
+            res.msgs_per_wakeup = res.relayed / max(1, cs1[0] - cs0[0])
+            res.preempted_per_kmsg = 1000 * (cs1[1] - cs0[1]) / res.relayed
         if limit is not None or part == "plan":
             res.passed = _passes(res, p)
     except Exception as exc:
@@ -598,6 +609,8 @@ def _progress(r: Run, t_start: float) -> str:
     if r.us_per_msg is not None:
         roles = " ".join(f"{k} {v:.0f}%" for k, v in r.role_cpu_pct.items())
         parts.append(f"cpu {r.relay_cpu_pct:.0f}% ({roles}) {r.us_per_msg:.1f}us/msg")
+    if r.msgs_per_wakeup is not None:
+        parts.append(f"{r.msgs_per_wakeup:.1f} msg/wake, {r.preempted_per_kmsg:.1f} preempt/kmsg")
     if r.slot_throttled_pct:
         parts.append("throttled " + "/".join(f"{t:.0f}%" for t in r.slot_throttled_pct))
     if r.split:
@@ -822,6 +835,7 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
                     _f(_median([r.role_cpu_pct.get("supervisor") for r in ok]), "{:.2f}")
                     if c == TWO
                     else "—",
+                    _f(_median([r.msgs_per_wakeup for r in ok])),
                     _f(_median([r.p50_ms for r in ok]), "{:.2f}"),
                     _f(_median([r.p99_ms for r in ok]), "{:.2f}"),
                     str(sum(r.lost for r in ok)),
@@ -839,6 +853,7 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
                 "µs/msg per run",
                 "CPU % (all processes)",
                 "supervisor CPU %",
+                "msgs per wake-up",
                 "p50 ms",
                 "p99 ms",
                 "lost",
