@@ -161,6 +161,10 @@ class Settings(BaseModel):
     webrtc_ice_servers: tuple[str, ...] = Field((), alias="WEBRTC_ICE_SERVERS")
     webrtc_turn_username: str | None = Field(None, alias="WEBRTC_TURN_USERNAME")
     webrtc_turn_password: SecretStr | None = Field(None, alias="WEBRTC_TURN_PASSWORD")
+    #: Proxies whose ``X-Forwarded-For`` names the client (addresses or networks).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field(
+        (), alias="TRUSTED_PROXIES"
+    )
 
     @field_validator(
         "bridge_api_keys",
@@ -174,6 +178,19 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        """``10.0.0.0/8``, ``192.0.2.7`` or ``fd00::/8``; host bits set are allowed."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            return value
+        try:
+            return tuple(ipaddress.ip_network(str(part), strict=False) for part in value)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (e.g. 10.0.0.0/8, 192.0.2.7 or fd00::/8)") from None
 
     @field_validator("log_level", "log_format", "upstream", "silence_fill", mode="before")
     @classmethod

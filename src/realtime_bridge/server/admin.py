@@ -58,7 +58,7 @@ async def list_sessions(request: web.Request) -> web.Response:
     if state.cluster is not None:  # every worker's sessions, each marked with its worker
         for session in sessions:
             session["worker"] = state.cluster.me.index
-        for other in state.cluster.others():
+        for other in state.cluster.others(with_sessions=True):
             sessions += [{**s, "worker": other["index"]} for s in other.get("sessions", ())]
     return web.json_response({"sessions": sessions})
 

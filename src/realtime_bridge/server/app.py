@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import sys
 import time
@@ -345,6 +346,15 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def settle_heap() -> None:
+    """Collect start-up's garbage once, then freeze what is left (modules, the app, the
+    listeners: about 100,000 objects) out of the cyclic collector's sight. Otherwise every full
+    collection walks all of them: measured at 40-70 ms, during which no session of the process
+    moves a frame, every few seconds under load."""
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(
     settings: Settings, out: TextIO = sys.stdout, worker: WorkerIdentity | None = None
 ) -> None:
@@ -356,6 +366,7 @@ async def serve(
     except BaseException:
         await server.shutdown()
         raise
+    settle_heap()
     # The ready line goes to stdout once (SPEC §2); the log says what else a newcomer needs,
     # without repeating it in a terminal where both streams show.
     print(server.ready_line, file=out, flush=True)

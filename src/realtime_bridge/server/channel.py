@@ -123,7 +123,7 @@ class ClientConnection(WSListener):
         self._coalescer = WriteCoalescer(transport)
         underlying = transport.underlying_transport
         peer = underlying.get_extra_info("peername")
-        if isinstance(peer, tuple) and peer:
+        if isinstance(peer, tuple) and peer and self.peer == "unknown":  # else set at the upgrade
             self.peer = str(peer[0])
         self.pause_reading("attach")  # until the session attaches
         if not self.on_connected.done():

@@ -7,6 +7,12 @@ server, ``MAX_SESSIONS`` counts every worker's sessions, and a ``DELETE`` that l
 worker reaches the session on another (through that worker's inbox, read at its next tick).
 Nothing of it is on the per-frame path: snapshots are taken from counters the relay keeps
 anyway, once a second. A snapshot older than :data:`STALE_S` is a dead worker's and ignored.
+
+A snapshot is two files: the worker's state (counts, ports, a few bytes) and its sessions'
+summaries (hundreds of bytes each). A tick and ``/health`` read only the others' states; the
+summaries are parsed only to list or find a session. Parsing every other worker's sessions once
+a second made enough short-lived objects to run Python's full garbage collection every few
+seconds, stalling every session of the worker for tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ class WorkerIdentity:
     @property
     def snapshot_path(self) -> Path:
         return self.run_dir / f"worker-{self.index}.json"
+
+    @property
+    def sessions_path(self) -> Path:
+        return self.run_dir / f"worker-{self.index}.sessions"
 
     @property
     def inbox(self) -> Path:
@@ -96,7 +106,7 @@ class Cluster:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if not keep_snapshot:
-            for path in (self.me.snapshot_path, self.me.metrics_path):
+            for path in (self.me.snapshot_path, self.me.sessions_path, self.me.metrics_path):
                 with contextlib.suppress(OSError):
                     path.unlink()
 
@@ -114,7 +124,10 @@ class Cluster:
 
     def tick(self) -> None:
         """Write this worker's snapshot and end the sessions others asked it to end."""
-        body = {"index": self.me.index, "pid": os.getpid(), "at": time.time(), **self._snapshot()}
+        snapshot = self._snapshot()
+        sessions = snapshot.pop("sessions", [])
+        _write(self.me.sessions_path, orjson.dumps(sessions))  # before the state that vouches
+        body = {"index": self.me.index, "pid": os.getpid(), "at": time.time(), **snapshot}
         _write(self.me.snapshot_path, orjson.dumps(body))
         if self._metrics is not None and self._ticks % METRICS_EVERY_TICKS == 0:
             _write(self.me.metrics_path, self._metrics())
@@ -125,8 +138,9 @@ class Cluster:
                 request.unlink()
         self._others_sessions = sum(int(o.get("session_count", 0)) for o in self.others())
 
-    def others(self) -> list[dict[str, Any]]:
-        """The other live workers' latest snapshots."""
+    def others(self, *, with_sessions: bool = False) -> list[dict[str, Any]]:
+        """The other live workers' latest snapshots; ``with_sessions``: with their sessions'
+        summaries under ``"sessions"`` (costly: only to list or find a session)."""
         found = []
         now = time.time()
         for path in self.me.run_dir.glob("worker-*.json"):
@@ -137,6 +151,8 @@ class Cluster:
             except (OSError, orjson.JSONDecodeError):
                 continue  # being replaced, or gone
             if isinstance(snapshot, dict) and now - float(snapshot.get("at", 0)) < STALE_S:
+                if with_sessions:
+                    snapshot["sessions"] = _sessions_of(path.with_suffix(".sessions"))
                 found.append(snapshot)
         return found
 
@@ -164,7 +180,7 @@ class Cluster:
 
     def ask_to_end(self, session_id: str) -> bool:
         """Ask the worker that holds ``session_id`` to end it; False when no worker has it."""
-        for snapshot in self.others():
+        for snapshot in self.others(with_sessions=True):
             ids = {str(s.get("id")) for s in snapshot.get("sessions", ())}
             if session_id in ids:
                 inbox = self.me.run_dir / f"worker-{snapshot['index']}.end"
@@ -172,6 +188,15 @@ class Cluster:
                     (inbox / session_id).touch()
                     return True
         return False
+
+
+def _sessions_of(path: Path) -> list[dict[str, Any]]:
+    """A worker's session summaries, as it last wrote them (none when unreadable)."""
+    try:
+        sessions = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    return [s for s in sessions if isinstance(s, dict)] if isinstance(sessions, list) else []
 
 
 def _write(path: Path, data: bytes) -> None:

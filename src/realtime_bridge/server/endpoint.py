@@ -32,6 +32,7 @@ from realtime_bridge.server.access import Grant, log_refusal
 from realtime_bridge.server.admission import own_origins
 from realtime_bridge.server.bridge import BridgeSession
 from realtime_bridge.server.channel import ClientConnection
+from realtime_bridge.server.client_address import client_address
 from realtime_bridge.server.endings import CLIENT_STALLED
 from realtime_bridge.server.http import ServerState
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
@@ -92,6 +93,7 @@ class SessionEndpoint:
         state = self._state
         settings = state.settings
         headers: CIMultiDict[str] = request.headers
+        peer = client_address(peer, headers.getall("X-Forwarded-For", ()), settings.trusted_proxies)
         target = urlsplit(request.path.decode("latin-1"))
         query = dict(parse_qsl(target.query))
         phone = target.path == TWILIO_PATH
@@ -153,7 +155,7 @@ class SessionEndpoint:
         session_id = new_session_id()
         record = SessionRecord(
             id=session_id,
-            client="unknown",  # the address is known once connected
+            client=peer or "unknown",
             model=grant.model,
             upstream=state.upstream.kind,
             credential=grant.credential,
@@ -171,6 +173,7 @@ class SessionEndpoint:
             if phone
             else ClientConnection(settings.max_message_bytes, settings.client_max_unsent_bytes)
         )
+        client.peer = record.client
         self.start(record, client, options, grant)
         return switching(headers, session_id, client)
 

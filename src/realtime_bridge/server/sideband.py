@@ -74,7 +74,7 @@ def _holder(state: ServerState, call_id: str) -> int | None:
     """The internal port of the worker holding ``call_id`` (its snapshot lists the call)."""
     if state.cluster is None or not call_id:
         return None
-    for other in state.cluster.others():
+    for other in state.cluster.others(with_sessions=True):
         port = other.get("internal_ws_port")
         for summary in other.get("sessions", ()):
             call = summary.get("call")

@@ -27,6 +27,7 @@ from realtime_bridge.observability import get_logger
 from realtime_bridge.policy.secrets import SecretRefused, looks_like_secret
 from realtime_bridge.server.access import Grant, log_refusal
 from realtime_bridge.server.admission import origin_allowed, own_origins, token_matches
+from realtime_bridge.server.client_address import client_address
 from realtime_bridge.server.endpoint import SessionEndpoint
 from realtime_bridge.server.http import STATE_KEY, ServerState, error_document
 from realtime_bridge.server.sessions import SessionRecord, new_session_id
@@ -164,7 +165,9 @@ async def create_call(request: web.Request) -> web.Response:
             "A model name is 1 to 128 letters, digits, '.', '_', '-' or ':'.",
         )
     assert state.access is not None
-    peer = request.remote
+    peer = client_address(
+        request.remote, request.headers.getall("X-Forwarded-For", ()), settings.trusted_proxies
+    )
     try:
         grant = state.access.admit_upgrade(
             headers=request.headers,
@@ -193,7 +196,7 @@ async def create_call(request: web.Request) -> web.Response:
     except ClientError as refused:
         grant.release()
         return _refusal(request, refused)
-    return await _answer(request, state, grant, offer, config)
+    return await _answer(request, state, grant, offer, config, peer or "unknown")
 
 
 async def _answer(
@@ -202,13 +205,14 @@ async def _answer(
     grant: Grant,
     offer: Offer,
     config: dict[str, Any] | None,
+    peer: str,
 ) -> web.Response:
     settings = state.settings
     session_id = new_session_id()
     call_id = new_call_id(session_id)
     record = SessionRecord(
         id=session_id,
-        client=request.remote or "unknown",
+        client=peer,
         model=grant.model,
         upstream=state.upstream.kind,
         credential=grant.credential,
@@ -225,7 +229,7 @@ async def _answer(
         offer=offer,
     )
     client.session_id = session_id
-    client.peer = request.remote or "unknown"
+    client.peer = peer
     try:
         answer = await client.answer()
     except Exception as error:  # no media port, or an offer aiortc could not use
@@ -300,7 +304,11 @@ async def _credential_of(state: ServerState, session_id: str | None) -> dict[str
         return record.credential
     elsewhere: list[dict[str, Any]] = []
     if state.cluster is not None:
-        elsewhere = [s for other in state.cluster.others() for s in other.get("sessions", ())]
+        elsewhere = [
+            s
+            for other in state.cluster.others(with_sessions=True)
+            for s in other.get("sessions", ())
+        ]
     elif state.shared is not None:
         elsewhere = await state.shared.listing()
     for summary in elsewhere:
