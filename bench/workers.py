@@ -99,23 +99,28 @@ READY_BRIDGE = r"realtime-bridge listening ws://[^\s:]+:(\d+) http://[^\s:]+:(\d
 WORKER_ENV = "REALTIME_BRIDGE_WORKER"
 
 ONE, TWO, PAIR, NODE, DIRECT = "1w", "2w", "2x1w", "node", "direct"
+#: Two independent bridges, each load-generator process spreading its sessions over both (as
+#: ``SO_REUSEPORT`` spreads them over workers), rather than one bridge per load generator.
+MIXED = "2x1w-mixed"
 LABELS = {
     ONE: "bridge WORKERS=1",
     TWO: "bridge WORKERS=2",
     PAIR: "2 independent bridges",
+    MIXED: "2 independent bridges, fed alike",
     NODE: "Node ws relay",
     DIRECT: "direct (no relay)",
 }
 #: Processes that get a CPU quota (one cgroup each) per configuration.
-SLOTS = {ONE: 1, TWO: 2, PAIR: 2, NODE: 1, DIRECT: 0}
+SLOTS = {ONE: 1, TWO: 2, PAIR: 2, MIXED: 2, NODE: 1, DIRECT: 0}
 PROCS_NOTE = {
     ONE: "1 process",
     TWO: "supervisor + 2 workers",
     PAIR: "2 processes",
+    MIXED: "2 processes",
     NODE: "1 process",
     DIRECT: "—",
 }
-CPU_CONFIGS = (ONE, TWO, PAIR, NODE)
+CPU_CONFIGS = (ONE, TWO, PAIR, MIXED, NODE)
 CAPACITY_CONFIGS = (ONE, TWO, PAIR, NODE)
 
 
@@ -364,7 +369,8 @@ async def start_target(config: str, p: Params, echo_port: int, log_dir: Path, ta
             started.roles["node"] = proc.pid
             started.slots.append([proc.pid])
             return started
-        names = {ONE: ["bridge"], TWO: ["bridge"], PAIR: ["bridge-a", "bridge-b"]}[config]
+        pair = ["bridge-a", "bridge-b"]
+        names = {ONE: ["bridge"], TWO: ["bridge"], PAIR: pair, MIXED: pair}[config]
         for name in names:
             proc = await _start_bridge(
                 p, 2 if config == TWO else 1, echo_port, log_dir, f"{config}-{name}-{tag}"
@@ -451,7 +457,7 @@ async def run_once(
         res.rss_base_kb = {role: rss_kb([pid]) for role, pid in target.roles.items()}
         chunks = _split(n, max(p.loadgen_procs, len(target.urls)))
         for i, (first, cnt) in enumerate(chunks):
-            url = target.urls[i % len(target.urls)]
+            url = ",".join(target.urls) if config == MIXED else target.urls[i % len(target.urls)]
             sample_file = ctx.log_dir / f"{config}-{tag}-{i}.f64"
             argv = [
                 p.node,
@@ -466,6 +472,8 @@ async def run_once(
             lgs.append(lg)
         if config == PAIR:
             res.split = [sum(c for j, (_, c) in enumerate(chunks) if j % 2 == k) for k in (0, 1)]
+        elif config == MIXED:  # session i of the whole run goes to bridge i mod 2
+            res.split = [sum(1 for j in range(n) if j % 2 == k) for k in (0, 1)]
         failures = []
         for lg in lgs:
             m = await lg.wait_line(r"^ready (.*)", timeout=60)
@@ -876,6 +884,14 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
                 f"(a) N={n}, reference: WORKERS=2 vs 2 independent bridges (same load per process)",
                 _f(_ratio(us[TWO], us[PAIR]), "{:.2f}×")
                 + (f" (per repeat {pp})" if (pp := _paired_ratios(level, TWO, PAIR)) else ""),
+                "—",
+            ]
+        )
+        checks.append(
+            [
+                f"(a) N={n}, reference: WORKERS=2 vs 2 independent bridges fed alike",
+                _f(_ratio(us[TWO], us[MIXED]), "{:.2f}×")
+                + (f" (per repeat {pm})" if (pm := _paired_ratios(level, TWO, MIXED)) else ""),
                 "—",
             ]
         )

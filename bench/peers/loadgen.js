@@ -27,7 +27,9 @@ function arg(name, dflt) {
   return i >= 0 ? process.argv[i + 1] : dflt;
 }
 
-const url = arg('url', 'ws://127.0.0.1:9000/v1/realtime?model=x');
+// --url may list several URLs, comma-separated: session i connects to the (i mod n)-th, as a
+// load balancer that spreads one client's connections would.
+const urls = arg('url', 'ws://127.0.0.1:9000/v1/realtime?model=x').split(',');
 const nSessions = Number(arg('sessions', '1'));
 const first = Number(arg('first', '0'));
 const rate = Number(arg('rate', '50'));
@@ -184,7 +186,7 @@ function connect(session) {
         /* ignore */
       }
     }, connectTimeoutMs);
-    const ws = new WebSocket(url, {
+    const ws = new WebSocket(urls[session.index % urls.length], {
       perMessageDeflate: false,
       maxPayload: 64 * 1024 * 1024,
       handshakeTimeout: connectTimeoutMs,
