@@ -309,7 +309,7 @@ async def test_a_failing_worker_ends_its_sessions_with_1011_and_is_replaced(
         await on_both_workers(http, served, 10)
         failing = (await served.get(http, "/health"))["workers"][0]
         await snapshot_shows(served, failing["index"], failing["sessions"])
-        blocker = run_dir(served) / f"worker-{failing['index']}.tmp"
+        blocker = run_dir(served) / f"worker-{failing['index']}.sessions.tmp"
         blocker.mkdir()  # where the worker writes its next snapshot: it cannot any more
 
         async def told(ws: aiohttp.ClientWebSocketResponse) -> int:

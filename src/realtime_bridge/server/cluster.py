@@ -200,7 +200,7 @@ def _sessions_of(path: Path) -> list[dict[str, Any]]:
 
 
 def _write(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(path.name + ".tmp")  # one per file: worker-0.json.tmp
     temporary.write_bytes(data)
     temporary.replace(path)  # readers never see half a file
 
