@@ -54,6 +54,7 @@ from typing import Any, Final
 
 from realtime_bridge.audio.formats import parse_beta_format, parse_ga_format
 from realtime_bridge.errors import ClientError
+from realtime_bridge.event_types import BETA_SERVER_EVENT_TYPES
 
 __all__ = [
     "BETA_HEADER",
@@ -113,47 +114,8 @@ GA_ONLY_SERVER_EVENTS: Final = frozenset(
     }
 )
 
-#: Every server event type a beta client can receive (the SDK's beta union, plus
-#: ``transcription_session.created``, which the beta API sent but the SDK union lacks).
-BETA_SERVER_EVENTS: Final = frozenset(
-    {
-        "error",
-        "session.created",
-        "session.updated",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "conversation.created",
-        "conversation.item.created",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.failed",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "output_audio_buffer.cleared",
-        "response.created",
-        "response.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.text.delta",
-        "response.text.done",
-        "response.audio_transcript.delta",
-        "response.audio_transcript.done",
-        "response.audio.delta",
-        "response.audio.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "rate_limits.updated",
-    }
-)
+#: Every server event type a beta client can receive (kept with the other event-type lists).
+BETA_SERVER_EVENTS: Final = BETA_SERVER_EVENT_TYPES
 
 #: Field names that only the beta shape puts at the top of a session.
 _BETA_SESSION_FIELDS: Final = frozenset(
