@@ -20,6 +20,7 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import playwright.sync_api as playwright_sync
@@ -104,6 +105,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, up to 10 s to exit (a bridge drains), then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextlib.contextmanager
 def run_bridge(workdir: Path, **env_overrides: str) -> Iterator[BridgeProcess]:
     """``python -m realtime_bridge`` on the local upstream; yields once the ready line is out."""
@@ -152,13 +164,7 @@ def run_bridge(workdir: Path, **env_overrides: str) -> Iterator[BridgeProcess]:
         _, _, ws_url, http_url, _ = line.split()
         yield BridgeProcess(process, ws_url, http_url, log_path)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         reader.join(timeout=5)
         process.stdout.close()
 

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import REPO, BridgeProcess, free_port, playwright_sync, run_bridge
+from tests.browser.conftest import (
+    REPO,
+    BridgeProcess,
+    free_port,
+    playwright_sync,
+    run_bridge,
+    stop_process,
+)
 
 FENCE = re.compile(r"^```(?P<lang>[a-z]*)\n(?P<code>.*?)^```$", re.MULTILINE | re.DOTALL)
 
@@ -167,12 +174,7 @@ def webrtc_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebRtcE
                     time.sleep(0.1)
             yield WebRtcExample(bridge, origin)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
             log.close()
 
 

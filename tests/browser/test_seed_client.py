@@ -30,6 +30,7 @@ from tests.browser.conftest import (
     free_port,
     playwright_sync,
     run_bridge,
+    stop_process,
 )
 from tests.recordings import read_wav
 
@@ -139,12 +140,7 @@ def simulator_process(workdir: Path) -> Iterator[str]:
         assert "simulator listening" in line, line
         yield f"ws://127.0.0.1:{port}/v1/realtime"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
 
