@@ -211,6 +211,21 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return total / CLK_TCK
 
 
+def _status_numbers(path: str, *fields: str) -> list[int]:
+    """The numbers of ``fields`` in a /proc ``status`` file (0 for a field absent or a process
+    gone)."""
+    found = dict.fromkeys(fields, 0)
+    try:
+        with open(path) as f:
+            for line in f:
+                name, _, rest = line.partition(":")
+                if name in found:
+                    found[name] = int(rest.split()[0])
+    except OSError:
+        pass
+    return list(found.values())
+
+
 def context_switches(pids: Iterable[int]) -> tuple[int, int]:
     """(voluntary, involuntary) context switches of the given processes, over all their threads.
 
@@ -224,31 +239,19 @@ def context_switches(pids: Iterable[int]) -> tuple[int, int]:
         except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/status") as f:
-                    for line in f:
-                        if line.startswith("voluntary_ctxt_switches:"):
-                            vol += int(line.split()[1])
-                        elif line.startswith("nonvoluntary_ctxt_switches:"):
-                            invol += int(line.split()[1])
-            except OSError:
-                continue
+            v, n = _status_numbers(
+                f"/proc/{pid}/task/{tid}/status",
+                "voluntary_ctxt_switches",
+                "nonvoluntary_ctxt_switches",
+            )
+            vol += v
+            invol += n
     return vol, invol
 
 
 def rss_kb(pids: Iterable[int]) -> int:
     """Resident set size in KiB, summed over the given processes."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-                        break
-        except OSError:
-            continue
-    return total
+    return sum(_status_numbers(f"/proc/{pid}/status", "VmRSS")[0] for pid in pids)
 
 
 def host_cpu() -> tuple[float, float, float]:
