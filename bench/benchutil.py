@@ -249,6 +249,18 @@ def context_switches(pids: Iterable[int]) -> tuple[int, int]:
     return vol, invol
 
 
+def pin(pids: Iterable[int], cpus: set[int]) -> None:
+    """Restrict every thread of the given processes to ``cpus`` (threads made later inherit it)."""
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(tid), cpus)
+
+
 def rss_kb(pids: Iterable[int]) -> int:
     """Resident set size in KiB, summed over the given processes."""
     return sum(_status_numbers(f"/proc/{pid}/status", "VmRSS")[0] for pid in pids)

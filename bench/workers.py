@@ -83,6 +83,7 @@ from benchutil import (
     cpu_mark,
     free_port,
     machine_description,
+    pin,
     process_tree,
     rss_kb,
     wait_quiet,
@@ -110,6 +111,10 @@ LABELS = {
     NODE: "Node ws relay",
     DIRECT: "direct (no relay)",
 }
+#: With ``--pin``: the relay's processes (every configuration alike) on the last CPU, the load
+#: generator and the echo upstream on the others, so they never compete with the relay.
+RELAY_CPUS = {max(os.sched_getaffinity(0))}
+OTHER_CPUS = set(os.sched_getaffinity(0)) - RELAY_CPUS or RELAY_CPUS
 #: Processes that get a CPU quota (one cgroup each) per configuration.
 SLOTS = {ONE: 1, TWO: 2, PAIR: 2, MIXED: 2, NODE: 1, DIRECT: 0}
 PROCS_NOTE = {
@@ -152,6 +157,7 @@ class Params:
     max_other_cpu: float
     max_attempts: int
     source: str
+    pin: bool = False
 
 
 @dataclass
@@ -453,6 +459,8 @@ async def run_once(
             for slot, pids in enumerate(target.slots):
                 for pid in pids:
                     ctx.cgroups.place(slot, pid)
+        if p.pin:
+            pin(target.roles.values(), RELAY_CPUS)
         await asyncio.sleep(0.5)
         res.rss_base_kb = {role: rss_kb([pid]) for role, pid in target.roles.items()}
         chunks = _split(n, max(p.loadgen_procs, len(target.urls)))
@@ -470,6 +478,8 @@ async def run_once(
             sample_files.append(sample_file)
             await lg.start()
             lgs.append(lg)
+            if p.pin:
+                pin([lg.pid], OTHER_CPUS)
         if config == PAIR:
             res.split = [sum(c for j, (_, c) in enumerate(chunks) if j % 2 == k) for k in (0, 1)]
         elif config == MIXED:  # session i of the whole run goes to bridge i mod 2
@@ -1146,6 +1156,8 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
                 skipped.update(capacity=why, plan=why)
         await echo.start()
         echo_port = int((await echo.wait_line(r"echo listening (\d+)", timeout=20)).group(1))
+        if p.pin:
+            pin([echo.pid], OTHER_CPUS)
         ctx = Ctx(p, echo, echo_port, log_dir, cgroups, deadline)
         steps: list[tuple[str, Callable[[Ctx, list[Run], float], Any]]] = [
             ("cpu", part_cpu),
@@ -1226,6 +1238,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     )
     ap.add_argument(
         "--cpu-repeats", type=int, default=None, help="(a) runs per config (3; quick 1)"
+    )
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="the relay's processes on the last CPU, the load generator and the echo on the others",
     )
     ap.add_argument("--warmup", type=float, default=None, help="seconds before measuring")
     ap.add_argument("--measure", type=float, default=None, help="measurement window, seconds")
@@ -1320,6 +1337,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         max_other_cpu=args.max_other_cpu,
         max_attempts=args.max_attempts or (1 if q else 2),
         source=args.source,
+        pin=args.pin,
     )
     return p, args
 
