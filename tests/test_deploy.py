@@ -290,6 +290,16 @@ def _env_names(arguments: str) -> list[str]:
     return [part.split("=", 1)[0] for part in shlex.split(arguments)]
 
 
+def image_env() -> dict[str, str]:
+    """The environment the image's final stage sets (``tests/test_workers.py`` starts a bridge
+    with it)."""
+    env: dict[str, str] = {}
+    for keyword, rest in _final_stage():
+        if keyword == "ENV":
+            env.update(part.partition("=")[::2] for part in shlex.split(rest))
+    return env
+
+
 def test_the_image_runs_as_a_non_root_user() -> None:
     users = [rest for keyword, rest in _final_stage() if keyword == "USER"]
     assert users
@@ -307,10 +317,7 @@ def test_the_image_checks_health_and_exposes_both_ports() -> None:
     assert "40000-40099/udp" in exposed  # WebRTC media, the range the image sets
     assert ("STOPSIGNAL", "SIGTERM") in steps
     assert ("CMD", '["realtime-bridge"]') in steps
-    env: dict[str, str] = {}
-    for keyword, rest in steps:
-        if keyword == "ENV":
-            env.update(part.partition("=")[::2] for part in shlex.split(rest))
+    env = image_env()
     assert env["HOST"] == "0.0.0.0"
     assert env["LOG_FORMAT"] == "json"
     assert "WORKERS" in env

@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.test_deploy import image_env
 from tests.test_process import COMMAND, READY, clean_env
 
 ADMIN = "admin-token-for-workers"
@@ -354,3 +355,22 @@ async def test_workers_do_not_outlive_a_killed_supervisor(served: Served) -> Non
         return not any(os.path.exists(f"/proc/{pid}") for pid in pids)
 
     await until(gone, "the workers exiting after their supervisor")
+
+
+async def test_the_images_settings_start_every_worker(tmp_path: Path) -> None:
+    """The Dockerfile's environment (WEBRTC_UDP_PORTS, LOG_FORMAT=json, …) reaches each worker
+    intact: the supervisor once wrote WEBRTC_UDP_PORTS back as "40000,40099", and the image's
+    workers refused to start. Loopback and two workers here instead of 0.0.0.0 and ``auto``."""
+    image = image_env()
+    assert image["WEBRTC_UDP_PORTS"]  # what broke the workers
+    kept = {k: v for k, v in image.items() if k not in ("PATH", "HOST", "WORKERS", "WS_PORT")}
+    kept.pop("HTTP_PORT", None)
+    async with serving(tmp_path, **kept) as served, aiohttp.ClientSession() as http:
+        health = await served.get(http, "/health")
+        assert sorted(int(w["index"]) for w in health["workers"]) == [0, 1]
+        async with http.ws_connect(served.ws, headers=HEADERS) as ws:
+            assert (await ws.receive_json(timeout=TIMEOUT))["type"] == "session.created"
+            assert await typed_turn(ws, "hello from the image")
+    # LOG_FORMAT=json reached the workers: every line is JSON, the session's own among them.
+    lines = [orjson.loads(line) for line in served.log.read_bytes().splitlines() if line]
+    assert "session start" in {line["message"] for line in lines}

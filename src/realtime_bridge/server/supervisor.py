@@ -50,13 +50,16 @@ EXIT_MARGIN_S = 10.0
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as environment variables, so a worker gets exactly the supervisor's."""
+    """The settings as environment variables, so a worker gets exactly the supervisor's: each in
+    the form its validator reads (``tests/test_settings_env.py`` checks every one round trips)."""
     env: dict[str, str] = {}
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         if value is None or field.alias is None:
             continue
-        if isinstance(value, tuple):
+        if name == "webrtc_udp_ports":
+            env[field.alias] = "{}-{}".format(*value)  # a range, read back as "first-last"
+        elif isinstance(value, tuple):
             env[field.alias] = ",".join(_plain(part) for part in value)
         else:
             env[field.alias] = _plain(value)
