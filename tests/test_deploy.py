@@ -1,6 +1,7 @@
 """The deployment files agree with the bridge and with each other: the Kubernetes manifests
-(deploy/kubernetes), the Dockerfile and the proxy configurations in docs/operations.md. Read
-and parsed only: no docker, no cluster, no network."""
+(deploy/kubernetes, also checked against the Kubernetes API's schemas), the Dockerfile and the
+proxy configurations in docs/operations.md. Read and parsed only: no docker, no cluster, no
+network."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -121,6 +123,14 @@ def test_the_kustomization_applies_every_manifest_but_the_example_secret(
     # Applying placeholder secrets over the real ones would break the pods at their restart.
     assert SECRET_EXAMPLE not in resources
     assert resources == on_disk - {SECRET_EXAMPLE}
+
+
+def test_every_manifest_is_a_valid_kubernetes_object(manifests: list[Doc]) -> None:
+    """Against the API's OpenAPI schemas, strictly (an unknown or misplaced field fails), as
+    ``kubectl apply`` would check them; the example Secret too."""
+    version = kubernetes_validate.latest_version()
+    for doc in [*manifests, *_load(KUBE / SECRET_EXAMPLE)]:
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_readiness_is_health_on_the_http_port(deployment: Doc, container: Doc) -> None:
