@@ -100,12 +100,15 @@ READY_BRIDGE = r"realtime-bridge listening ws://[^\s:]+:(\d+) http://[^\s:]+:(\d
 WORKER_ENV = "REALTIME_BRIDGE_WORKER"
 
 ONE, TWO, PAIR, NODE, DIRECT = "1w", "2w", "2x1w", "node", "direct"
+#: WORKERS=2 with the shared store: every worker on a ``redis-server`` the script starts.
+TWO_REDIS = "2w-redis"
 #: Two independent bridges, each load-generator process spreading its sessions over both (as
 #: ``SO_REUSEPORT`` spreads them over workers), rather than one bridge per load generator.
 MIXED = "2x1w-mixed"
 LABELS = {
     ONE: "bridge WORKERS=1",
     TWO: "bridge WORKERS=2",
+    TWO_REDIS: "bridge WORKERS=2, REDIS_URL",
     PAIR: "2 independent bridges",
     MIXED: "2 independent bridges, fed alike",
     NODE: "Node ws relay",
@@ -116,16 +119,19 @@ LABELS = {
 RELAY_CPUS = {max(os.sched_getaffinity(0))}
 OTHER_CPUS = set(os.sched_getaffinity(0)) - RELAY_CPUS or RELAY_CPUS
 #: Processes that get a CPU quota (one cgroup each) per configuration.
-SLOTS = {ONE: 1, TWO: 2, PAIR: 2, MIXED: 2, NODE: 1, DIRECT: 0}
+SLOTS = {ONE: 1, TWO: 2, TWO_REDIS: 2, PAIR: 2, MIXED: 2, NODE: 1, DIRECT: 0}
 PROCS_NOTE = {
     ONE: "1 process",
     TWO: "supervisor + 2 workers",
+    TWO_REDIS: "supervisor + 2 workers",
     PAIR: "2 processes",
     MIXED: "2 processes",
     NODE: "1 process",
     DIRECT: "—",
 }
-CPU_CONFIGS = (ONE, TWO, PAIR, MIXED, NODE)
+CPU_CONFIGS = (ONE, TWO, TWO_REDIS, PAIR, MIXED, NODE)
+#: Configurations whose bridge is a supervisor with two workers.
+SUPERVISED = (TWO, TWO_REDIS)
 CAPACITY_CONFIGS = (ONE, TWO, PAIR, NODE)
 
 
@@ -201,6 +207,7 @@ class Run:
     host_cpu_pct: float | None = None
     loadgen_cpu_pct: float | None = None
     echo_cpu_pct: float | None = None
+    redis_cpu_pct: float | None = None  # the redis-server's own CPU (not the bridge's)
     other_cpu_pct: float | None = None
 
 
@@ -322,13 +329,19 @@ _RELAY_PARAMS: list[Any] = []
 _SOURCE: list[str] = []
 
 
-def _bridge_env(ws_port: int, http_port: int, echo_port: int, workers: int) -> dict[str, str]:
-    """bench/relay.py's bridge environment (UPSTREAM=openai → the echo), with ``WORKERS``."""
+def _bridge_env(
+    ws_port: int, http_port: int, echo_port: int, workers: int, redis_url: str | None = None
+) -> dict[str, str]:
+    """bench/relay.py's bridge environment (UPSTREAM=openai → the echo), with ``WORKERS`` and
+    ``REDIS_URL``."""
     if not _RELAY_PARAMS:
         _RELAY_PARAMS.append(relay_parse_args([])[0])
     env = bridge_env(_RELAY_PARAMS[0], ws_port, http_port, echo_port, metrics=True)
     env["WORKERS"] = str(workers)
     env.pop(WORKER_ENV, None)
+    env.pop("REDIS_URL", None)
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     if _SOURCE:
         env["PYTHONPATH"] = _SOURCE[0]  # ahead of the editable install's path
     return env
@@ -346,19 +359,33 @@ def _worker_index(pid: int) -> int | None:
     return None
 
 
-async def _start_bridge(p: Params, workers: int, echo_port: int, log_dir: Path, name: str) -> Proc:
+async def _start_bridge(
+    p: Params,
+    workers: int,
+    echo_port: int,
+    log_dir: Path,
+    name: str,
+    redis_url: str | None = None,
+) -> Proc:
     proc = Proc(
         name,
         [p.python, "-m", "realtime_bridge"],
         log_dir=log_dir,
-        env=_bridge_env(free_port(), free_port(), echo_port, workers),
+        env=_bridge_env(free_port(), free_port(), echo_port, workers, redis_url),
         cwd=log_dir,  # no stray .env
     )
     await proc.start()
     return proc
 
 
-async def start_target(config: str, p: Params, echo_port: int, log_dir: Path, tag: str) -> Started:
+async def start_target(
+    config: str,
+    p: Params,
+    echo_port: int,
+    log_dir: Path,
+    tag: str,
+    redis_url: str | None = None,
+) -> Started:
     """Start ``config``'s processes and wait until they are ready."""
     upstream = f"ws://127.0.0.1:{echo_port}/v1/realtime"
     if config == DIRECT:
@@ -376,20 +403,26 @@ async def start_target(config: str, p: Params, echo_port: int, log_dir: Path, ta
             started.slots.append([proc.pid])
             return started
         pair = ["bridge-a", "bridge-b"]
-        names = {ONE: ["bridge"], TWO: ["bridge"], PAIR: pair, MIXED: pair}[config]
-        for name in names:
+        names = {ONE: ["bridge"], TWO: ["bridge"], TWO_REDIS: ["bridge"], PAIR: pair, MIXED: pair}
+        for name in names[config]:
+            supervised = config in SUPERVISED
             proc = await _start_bridge(
-                p, 2 if config == TWO else 1, echo_port, log_dir, f"{config}-{name}-{tag}"
+                p,
+                2 if supervised else 1,
+                echo_port,
+                log_dir,
+                f"{config}-{name}-{tag}",
+                redis_url if config == TWO_REDIS else None,
             )
             started.procs.append(proc)
-        for name, proc in zip(names, started.procs, strict=True):
+        for name, proc in zip(names[config], started.procs, strict=True):
             m = await proc.wait_line(READY_BRIDGE, timeout=40)
             started.urls.append(f"ws://127.0.0.1:{int(m.group(1))}/v1/realtime?model=x")
             started.health.append(f"http://127.0.0.1:{int(m.group(2))}/health")
-            if config != TWO:
+            if config not in SUPERVISED:
                 started.roles[name] = proc.pid
                 started.slots.append([proc.pid])
-        if config == TWO:
+        if config in SUPERVISED:
             sup = started.procs[0].pid
             workers: dict[int, int] = {}
             for pid in process_tree(sup)[1:]:
@@ -429,6 +462,8 @@ class Ctx:
     log_dir: Path
     cgroups: CpuCgroups | None
     deadline: float
+    redis: Proc | None = None
+    redis_url: str | None = None
 
 
 async def run_once(
@@ -454,7 +489,7 @@ async def run_once(
             assert ctx.cgroups is not None
             await ctx.cgroups.wait_empty()
             ctx.cgroups.set_quota(*limit)
-        target = await start_target(config, p, ctx.echo_port, ctx.log_dir, tag)
+        target = await start_target(config, p, ctx.echo_port, ctx.log_dir, tag, ctx.redis_url)
         if limit is not None and ctx.cgroups is not None:
             for slot, pids in enumerate(target.slots):
                 for pid in pids:
@@ -502,6 +537,7 @@ async def run_once(
             "echo": [ctx.echo.pid],
             "loadgen": [lg.pid for lg in lgs],
             "kernel": process_tree(2),
+            "redis": [ctx.redis.pid] if ctx.redis is not None else [],
         }
         groups.update({f"relay:{role}": [pid] for role, pid in target.roles.items()})
         throttle0 = ctx.cgroups.throttle_stats() if limit and ctx.cgroups else []
@@ -518,7 +554,7 @@ async def run_once(
         m1 = cpu_mark(groups)
         cs1 = context_switches(relay_pids)
         throttle1 = ctx.cgroups.throttle_stats() if limit and ctx.cgroups else []
-        if config == TWO:
+        if config in SUPERVISED:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 res.split = await asyncio.to_thread(_health_split, target.health[0])
         for lg in lgs:
@@ -601,6 +637,7 @@ def _fill(
             res.us_per_msg = 1e6 * relay_cpu / res.relayed
     res.echo_cpu_pct = 100 * d["echo"] / wall
     res.loadgen_cpu_pct = 100 * d["loadgen"] / wall
+    res.redis_cpu_pct = 100 * d["redis"] / wall if "redis" in d else None
     res.host_cpu_pct = 100 * (m1.host_busy - m0.host_busy) / wall
     irq = 100 * (m1.host_irq - m0.host_irq) / wall
     steal = 100 * (m1.host_steal - m0.host_steal) / wall
@@ -636,6 +673,7 @@ def _progress(r: Run, t_start: float) -> str:
     parts.append(
         f"{r.msgs_per_s or 0:,.0f} msg/s | host {r.host_cpu_pct:.0f}%"
         f" lg {r.loadgen_cpu_pct:.0f}% echo {r.echo_cpu_pct:.0f}% other {r.other_cpu_pct:.0f}%"
+        + (f" redis {r.redis_cpu_pct:.1f}%" if r.config == TWO_REDIS and r.redis_cpu_pct else "")
     )
     verdict = "" if r.passed is None else (" PASS" if r.passed else " fail")
     return f"{head} " + " | ".join(parts) + verdict + (f" ({r.error})" if r.error else "")
@@ -660,10 +698,11 @@ async def _run(ctx: Ctx, runs: list[Run], t_start: float, *args: Any, **kw: Any)
 async def part_cpu(ctx: Ctx, runs: list[Run], t_start: float) -> None:
     """(a) The same paced load, no quota, configurations alternating."""
     p = ctx.p
+    configs = [c for c in CPU_CONFIGS if c != TWO_REDIS or ctx.redis_url is not None]
     for rep in range(p.cpu_repeats):
-        k = rep % len(CPU_CONFIGS)
+        k = rep % len(configs)
         for n in p.cpu_sessions:
-            for config in CPU_CONFIGS[k:] + CPU_CONFIGS[:k]:
+            for config in configs[k:] + configs[:k]:
                 if not _left(ctx):
                     return
                 await _run(ctx, runs, t_start, "cpu", config, n, rep)
@@ -851,7 +890,7 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
                     ", ".join(_f(r.us_per_msg) for r in ok),
                     _f(_median([r.relay_cpu_pct for r in ok]), "{:.0f}"),
                     _f(_median([r.role_cpu_pct.get("supervisor") for r in ok]), "{:.2f}")
-                    if c == TWO
+                    if c in SUPERVISED
                     else "—",
                     _f(_median([r.msgs_per_wakeup for r in ok])),
                     _f(_median([r.p50_ms for r in ok]), "{:.2f}"),
@@ -889,6 +928,34 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
                 _yes(None if r21 is None else r21 <= 1.1),
             ]
         )
+        if by_cfg.get(TWO_REDIS):
+            r_store = _ratio(us[TWO_REDIS], us[ONE])
+            redis_cpu = _median([r.redis_cpu_pct for r in by_cfg[TWO_REDIS] if r.ok])
+            checks.append(
+                [
+                    f"(a) N={n}: CPU per message, WORKERS=2 with REDIS_URL ≤ 1.1× WORKERS=1",
+                    _f(r_store, "{:.2f}×")
+                    + (
+                        f" (per repeat {ps})"
+                        if (ps := _paired_ratios(level, TWO_REDIS, ONE))
+                        else ""
+                    ),
+                    _yes(None if r_store is None else r_store <= 1.1),
+                ]
+            )
+            checks.append(
+                [
+                    f"(a) N={n}, reference: WORKERS=2 with REDIS_URL vs without (what the store"
+                    f" adds); redis-server itself {_f(redis_cpu, '{:.1f}')} % of a core",
+                    _f(_ratio(us[TWO_REDIS], us[TWO]), "{:.2f}×")
+                    + (
+                        f" (per repeat {pr})"
+                        if (pr := _paired_ratios(level, TWO_REDIS, TWO))
+                        else ""
+                    ),
+                    "—",
+                ]
+            )
         checks.append(
             [
                 f"(a) N={n}, reference: WORKERS=2 vs 2 independent bridges (same load per process)",
@@ -1131,6 +1198,27 @@ def snapshot_source(which: str, dest: Path, python: str) -> dict[str, str]:
     return {"which": which, "commit": commit, "label": label, "src_sha1": digest.hexdigest()[:12]}
 
 
+async def _start_redis(log_dir: Path, pinned: bool) -> tuple[Proc | None, str | None]:
+    """A throw-away ``redis-server`` on loopback for the WORKERS=2 with REDIS_URL configuration
+    (no persistence); (None, None) with the reason printed when there is none to start."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print(
+            "redis-server not found: (a) without 'WORKERS=2, REDIS_URL'"
+            " (scripts/ensure-system-deps.sh installs it)",
+            flush=True,
+        )
+        return None, None
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis = Proc("redis", argv, log_dir=log_dir)
+    await redis.start()
+    await redis.wait_line(r"Ready to accept connections", timeout=20)
+    if pinned:
+        pin([redis.pid], OTHER_CPUS)
+    return redis, f"redis://127.0.0.1:{port}/0"
+
+
 async def bench(p: Params, args: argparse.Namespace) -> int:
     """Run the parts; print and write the results."""
     ensure_node_peers(p.node)
@@ -1143,6 +1231,7 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
     deadline = t_start + 60 * p.max_minutes
     incomplete = False
     interrupted = False
+    ctx: Ctx | None = None
     source = snapshot_source(p.source, log_dir, p.python)
     print(f"bridge source: {source['label']}, digest {source['src_sha1']}", flush=True)
     try:
@@ -1159,6 +1248,8 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
         if p.pin:
             pin([echo.pid], OTHER_CPUS)
         ctx = Ctx(p, echo, echo_port, log_dir, cgroups, deadline)
+        if "cpu" in p.parts:
+            ctx.redis, ctx.redis_url = await _start_redis(log_dir, p.pin)
         steps: list[tuple[str, Callable[[Ctx, list[Run], float], Any]]] = [
             ("cpu", part_cpu),
             ("capacity", part_capacity),
@@ -1177,6 +1268,8 @@ async def bench(p: Params, args: argparse.Namespace) -> int:
         print("interrupted: writing the runs so far", file=sys.stderr, flush=True)
     finally:
         await echo.stop()
+        if ctx is not None and ctx.redis is not None:
+            await ctx.redis.stop()
         if cgroups is not None:
             cgroups.remove()
             if cgroups.made:
