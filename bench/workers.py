@@ -5,10 +5,14 @@ throughput with 2 workers cannot show the design's scaling. This script measures
 
 (a) **CPU per message.** The same paced load (100, 200 and 300 sessions × 50 events/s each way,
     as bench/relay.py) against the bridge with ``WORKERS=1`` (one process, no supervisor) and
-    ``WORKERS=2`` (supervisor + 2 workers), alternating, with two independent single-process
-    bridges (load split) and the Node ``ws`` relay beside them. CPU (user + system) is summed
-    over each relay's whole process tree; µs per relayed message (each frame counts once up and
-    once down). Target: ``WORKERS=2`` ≤ 1.1× ``WORKERS=1``.
+    ``WORKERS=2`` (supervisor + 2 workers), ``WORKERS=2`` with ``REDIS_URL`` (a throw-away
+    ``redis-server`` the script starts; its own CPU is reported, not counted as the bridge's),
+    alternating, with two independent single-process bridges (load split, or fed alike) and the
+    Node ``ws`` relay beside them. CPU (user + system) is summed over each relay's whole process
+    tree; µs per relayed message (each frame counts once up and once down), and messages per
+    wake-up from the voluntary context switches. Target: ``WORKERS=2`` (with or without the
+    store) ≤ 1.1× ``WORKERS=1``. ``--pin`` keeps the load generator and the echo off the CPU
+    the relay runs on.
 
 (b) **Capacity under a CPU quota.** Every relay process gets its own cgroup (v1 ``cpu``
     controller) with the same small quota (default 0.25 core, ``cfs_period_us`` 10 ms so the

@@ -2,7 +2,7 @@
 the others', through :class:`~realtime_bridge.store.redis.RedisStore`.
 
 - ``MAX_SESSIONS`` counts every instance's sessions: the registry adds the others' count as
-  last read (refreshed at least every 250 ms, and at once after a change anywhere).
+  last read (at once after a change anywhere, announced on pub/sub, and at least every second).
 - ``GET /sessions`` lists every instance's sessions, each marked with its ``instance``.
 - ``DELETE /sessions/{id}`` for a session of another instance asks that instance over pub/sub;
   it ends the session exactly as a local ``DELETE`` would.
