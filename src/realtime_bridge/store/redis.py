@@ -46,7 +46,7 @@ REVOKED = f"{PREFIX}revoked"
 #: How often the shared values are read when nothing is announced. A change anywhere is
 #: announced on pub/sub and read at once; this catches what no one announces (an instance that
 #: died, a missed message). Each round wakes Redis and costs this process ~0.2-1.5 ms of CPU,
-#: so 4 a second made 2-8 % of a worker's CPU per message at light load (bench/workers.py).
+#: so 4 a second made 4-8 % of a worker's CPU per message at light load (bench/workers.py).
 REFRESH_S = 1.0
 #: Rounds are at least this far apart, however often something changes.
 MIN_GAP_S = 0.02
