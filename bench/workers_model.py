@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
