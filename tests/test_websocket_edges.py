@@ -257,20 +257,26 @@ async def read_response(reader: asyncio.StreamReader) -> HttpResponse:
     return HttpResponse(status, version, headers, body)
 
 
-#: Every raw connection a test opened, closed before its bridge stops (``serving``).
-OPEN_WRITERS: list[asyncio.StreamWriter] = []
+#: Every raw connection a test opened, with its loop, closed before its bridge stops
+#: (``serving``).
+OPEN_WRITERS: list[tuple[asyncio.AbstractEventLoop, asyncio.StreamWriter]] = []
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    OPEN_WRITERS.append(writer)
+    OPEN_WRITERS.append((asyncio.get_running_loop(), writer))
     return reader, writer
 
 
 async def close_raw_connections() -> None:
+    """Close the raw connections opened on this loop. Those of a test that failed before its
+    own cleanup belong to its loop, closed since (its sockets with it): dropped, not closed."""
+    loop = asyncio.get_running_loop()
     writers = list(OPEN_WRITERS)
     OPEN_WRITERS.clear()
-    for writer in writers:
+    for opened_on, writer in writers:
+        if opened_on is not loop:
+            continue
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()

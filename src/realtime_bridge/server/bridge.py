@@ -299,7 +299,8 @@ class BridgeSession(SessionChores, SessionResumption, SessionLifetime):
 
     def client_gone(self, gone: ClientGone) -> None:
         if gone.error is not None:
-            self._end(Ending("client_protocol_error", gone.code, gone.error, client_gone=True))
+            why = gone.ending or "client_protocol_error"
+            self._end(Ending(why, gone.code, gone.error, client_gone=True))
         else:
             self._end(Ending("client_closed", gone.code, gone.reason, client_gone=True))
 

@@ -43,6 +43,11 @@ CLOSE_HANDSHAKE_TIMEOUT_S = 1.0
 CONNECTED_TIMEOUT_S = 5.0
 
 
+#: A client dropped for the unsent bytes it let pile up (``client_stalled``: for the time it
+#: took no frame).
+CLIENT_TOO_SLOW = "client_too_slow"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientGone:
     """How the client's side ended: its close code and reason, or the protocol error we closed
@@ -51,6 +56,8 @@ class ClientGone:
     code: int
     reason: str = ""
     error: str | None = None
+    #: The session's ending reason when it is not the usual one (logs and metrics).
+    ending: str | None = None
 
 
 class ClientSink(Protocol):
@@ -253,7 +260,8 @@ class ClientConnection(WSListener):
         """A client whose unsent bytes pass the hard cap is dropped: memory is bounded in
         bytes, not only in time (the stall timeout)."""
         if self.write_buffer_size > self._max_unsent_bytes:
-            self._end(ClientGone(1013, "client too slow", error="too much unsent data"))
+            gone = ClientGone(1013, "client too slow", "too much unsent data", CLIENT_TOO_SLOW)
+            self._end(gone)
             self.abort()
 
     def hold_writes(self) -> None:
