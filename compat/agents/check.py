@@ -96,18 +96,32 @@ class Recorder:
             raise AssertionError(f"{what}: nothing within {TURN_TIMEOUT_S:.0f} s") from None
 
     def replies(self, since: int) -> list[str]:
-        """What each response that ended after event ``since`` said (transcript or text)."""
+        """What each response that ended after event ``since`` said (transcript or text). A
+        response that called a tool is not a reply: its end can reach the SDK's event stream
+        after the tool's own end (the SDK runs the tool as the call's item is done)."""
         said: dict[str, str] = {}
         ended: list[str] = []
+        calls = self.tool_call_responses()
         for event in self.events[since:]:
             if event.type != "raw_model_event":
                 continue
             data = event.data
             if data.type in ("transcript_delta", "output_text_delta"):
                 said[data.response_id] = said.get(data.response_id, "") + data.delta
-            elif data.type == "turn_ended":
+            elif data.type == "turn_ended" and (data.response_id or "") not in calls:
                 ended.append(said.get(data.response_id or "", ""))
         return ended
+
+    def tool_call_responses(self) -> set[str]:
+        """The ids of the responses that output a function call, from the server's events."""
+        found = (raw_server_event(event) for event in self.events)
+        return {
+            str(event.get("response_id"))
+            for event in found
+            if event
+            and event.get("type") == "response.output_item.added"
+            and (event.get("item") or {}).get("type") == "function_call"
+        }
 
     def server_events(self, since: int, kind: str) -> list[dict[str, Any]]:
         found = (raw_server_event(event) for event in self.events[since:])
