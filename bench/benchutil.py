@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,32 +233,33 @@ def context_switches(pids: Iterable[int]) -> tuple[int, int]:
     per message it says how many messages each wake-up handled.
     """
     vol = invol = 0
-    for pid in pids:
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            v, n = _status_numbers(
-                f"/proc/{pid}/task/{tid}/status",
-                "voluntary_ctxt_switches",
-                "nonvoluntary_ctxt_switches",
-            )
-            vol += v
-            invol += n
+    for pid, tid in _threads(pids):
+        v, n = _status_numbers(
+            f"/proc/{pid}/task/{tid}/status",
+            "voluntary_ctxt_switches",
+            "nonvoluntary_ctxt_switches",
+        )
+        vol += v
+        invol += n
     return vol, invol
 
 
 def pin(pids: Iterable[int], cpus: set[int]) -> None:
     """Restrict every thread of the given processes to ``cpus`` (threads made later inherit it)."""
+    for _pid, tid in _threads(pids):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def _threads(pids: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """(pid, thread id) of every thread of the given processes that still exist."""
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         for tid in tids:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(int(tid), cpus)
+            yield pid, tid
 
 
 def rss_kb(pids: Iterable[int]) -> int:

@@ -219,6 +219,20 @@ async def start_target(
 # ---- one run -------------------------------------------------------------------------------
 
 
+async def loadgens_ready(lgs: list[Proc]) -> tuple[int, list[str]]:
+    """Wait for each load generator's ``ready`` line: sessions connected in all, and why the
+    others failed."""
+    connected = 0
+    failures = []
+    for lg in lgs:
+        m = await lg.wait_line(r"^ready (.*)", timeout=60)
+        info = json.loads(m.group(1))
+        connected += info["connected"]
+        if info["failed"]:
+            failures.append(f"{info['failed']} sessions failed to connect: {info['error']}")
+    return connected, failures
+
+
 def _split(n: int, k: int) -> list[tuple[int, int]]:
     """Split n sessions into k (first, count) chunks."""
     k = max(1, min(k, n))
@@ -267,13 +281,7 @@ async def run_one(
             sample_files.append(sample_file)
             await lg.start()
             lgs.append(lg)
-        failures = []
-        for lg in lgs:
-            m = await lg.wait_line(r"^ready (.*)", timeout=60)
-            info = json.loads(m.group(1))
-            res.connected += info["connected"]
-            if info["failed"]:
-                failures.append(f"{info['failed']} sessions failed to connect: {info['error']}")
+        res.connected, failures = await loadgens_ready(lgs)
         if res.connected == 0:
             raise RuntimeError("; ".join(failures) or "no session connected")
         if failures:

@@ -27,7 +27,7 @@ from benchutil import (
     process_tree,
     rss_kb,
 )
-from relay import PEERS, READY_RELAY, _split, bridge_env
+from relay import PEERS, READY_RELAY, _split, bridge_env, loadgens_ready
 from relay import parse_args as relay_parse_args
 from workers_cgroups import CpuCgroups
 from workers_model import (
@@ -257,13 +257,7 @@ async def run_once(
             res.split = [sum(c for j, (_, c) in enumerate(chunks) if j % 2 == k) for k in (0, 1)]
         elif config == MIXED:  # session i of the whole run goes to bridge i mod 2
             res.split = [sum(1 for j in range(n) if j % 2 == k) for k in (0, 1)]
-        failures = []
-        for lg in lgs:
-            m = await lg.wait_line(r"^ready (.*)", timeout=60)
-            info = json.loads(m.group(1))
-            res.connected += info["connected"]
-            if info["failed"]:
-                failures.append(f"{info['failed']} sessions failed to connect: {info['error']}")
+        res.connected, failures = await loadgens_ready(lgs)
         if failures:
             res.error = "; ".join(failures)
         if res.connected == 0:
