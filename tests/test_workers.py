@@ -363,8 +363,8 @@ async def test_the_images_settings_start_every_worker(tmp_path: Path) -> None:
     workers refused to start. Loopback and two workers here instead of 0.0.0.0 and ``auto``."""
     image = image_env()
     assert image["WEBRTC_UDP_PORTS"]  # what broke the workers
-    kept = {k: v for k, v in image.items() if k not in ("PATH", "HOST", "WORKERS", "WS_PORT")}
-    kept.pop("HTTP_PORT", None)
+    ours = ("PATH", "HOST", "WORKERS", "WS_PORT", "HTTP_PORT")  # set by ``serving``
+    kept = {k: v for k, v in image.items() if k not in ours}
     async with serving(tmp_path, **kept) as served, aiohttp.ClientSession() as http:
         health = await served.get(http, "/health")
         assert sorted(int(w["index"]) for w in health["workers"]) == [0, 1]
