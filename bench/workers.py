@@ -113,7 +113,7 @@ def _left(ctx: Ctx) -> bool:
 def _progress(r: Run, t_start: float) -> str:
     head = (
         f"[{time.monotonic() - t_start:5.0f}s] {r.part:<8} {r.config:<5} N={r.sessions:<4}"
-        f" #{r.repeat}"
+        f" #{r.repeat}" + (f" flat window {r.window}" if r.mode == "flat" else "")
     )
     if r.limit_cores is not None:
         head += f" quota {r.limit_cores:g}/slot"
@@ -158,13 +158,14 @@ async def part_cpu(ctx: Ctx, runs: list[Run], t_start: float) -> None:
     """(a) The same paced load, no quota, configurations alternating."""
     p = ctx.p
     configs = [c for c in CPU_CONFIGS if c != TWO_REDIS or ctx.redis_url is not None]
+    loads = [(n, False) for n in p.cpu_sessions] + [(n, True) for n in p.cpu_flat_sessions]
     for rep in range(p.cpu_repeats):
         k = rep % len(configs)
-        for n in p.cpu_sessions:
+        for n, flat in loads:
             for config in configs[k:] + configs[:k]:
                 if not _left(ctx):
                     return
-                await _run(ctx, runs, t_start, "cpu", config, n, rep)
+                await _run(ctx, runs, t_start, "cpu", config, n, rep, flat=flat)
 
 
 def _estimate(runs: list[Run], p: Params) -> int:
@@ -175,7 +176,11 @@ def _estimate(runs: list[Run], p: Params) -> int:
         [
             r.us_per_msg
             for r in runs
-            if r.part == "cpu" and r.config == ONE and r.ok and r.sessions == n_max
+            if r.part == "cpu"
+            and r.mode == "paced"
+            and r.config == ONE
+            and r.ok
+            and r.sessions == n_max
         ]
     )
     return max(4, int(p.quota * 1e6 / ((us or 20.0) * 2 * p.rate)))
@@ -429,10 +434,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         "--parts", default="cpu,capacity,plan", help="comma-separated: cpu, capacity, plan"
     )
     ap.add_argument(
-        "--cpu-sessions", default="100,200,300", help="(a) comma-separated N (100,200,300)"
+        "--cpu-sessions", default="100,200,300,400", help="(a) comma-separated N, paced (100-400)"
     )
     ap.add_argument(
         "--cpu-repeats", type=int, default=None, help="(a) runs per config (3; quick 1)"
+    )
+    ap.add_argument(
+        "--cpu-flat-sessions",
+        default="100,200",
+        help="(a) comma-separated N driven flat out; '' for none (100,200)",
+    )
+    ap.add_argument(
+        "--flat-window", type=int, default=2, help="(a) frames in flight per session flat out (2)"
     )
     ap.add_argument(
         "--pin",
@@ -464,7 +477,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
     )
     ap.add_argument("--plan-repeats", type=int, default=None, help="(c) runs per config (2)")
     ap.add_argument(
-        "--max-minutes", type=float, default=None, help="time limit, minutes (25; quick 8)"
+        "--max-minutes", type=float, default=None, help="time limit, minutes (45; quick 8)"
     )
     ap.add_argument(
         "--quiet-wait", type=float, default=None, help="wait for an idle machine (10 s; quick 3)"
@@ -511,6 +524,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         quick=q,
         cpu_sessions=[int(x) for x in args.cpu_sessions.split(",") if x.strip()],
         cpu_repeats=args.cpu_repeats or (1 if q else 3),
+        cpu_flat_sessions=[int(x) for x in args.cpu_flat_sessions.split(",") if x.strip()],
+        flat_window=args.flat_window,
         warmup=args.warmup if args.warmup is not None else (1.0 if q else 1.5),
         measure=args.measure if args.measure is not None else (2.0 if q else 4.0),
         rate=args.rate,
@@ -527,7 +542,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         parts=parts,
         python=args.python,
         node=args.node,
-        max_minutes=args.max_minutes or (8.0 if q else 25.0),
+        max_minutes=args.max_minutes or (8.0 if q else 45.0),
         quiet_wait=args.quiet_wait if args.quiet_wait is not None else (3.0 if q else 10.0),
         max_other_cpu=args.max_other_cpu,
         max_attempts=args.max_attempts or (1 if q else 2),

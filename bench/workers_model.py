@@ -59,6 +59,9 @@ class Params:
     quick: bool
     cpu_sessions: list[int]
     cpu_repeats: int
+    #: (a) flat out: sessions, each keeping ``flat_window`` frames in flight (no pacing)
+    cpu_flat_sessions: list[int]
+    flat_window: int
     warmup: float
     measure: float
     rate: float
@@ -91,6 +94,9 @@ class Run:
     config: str
     sessions: int
     repeat: int
+    #: "paced" (``rate`` events/s per session each way) or "flat" (``window`` frames in flight)
+    mode: str = "paced"
+    window: int = 0
     attempts: int = 1
     limit_cores: float | None = None  # CPU quota per cgroup slot, cores; None: no quota
     period_us: int | None = None

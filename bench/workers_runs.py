@@ -211,17 +211,20 @@ async def run_once(
     n: int,
     rep: int,
     limit: tuple[float, int] | None = None,
+    flat: bool = False,
 ) -> Run:
     """Start ``config``, optionally put each process into its own cgroup at ``limit`` (cores per
     slot, period µs), drive ``n`` paced sessions, measure a window, tear everything down."""
     p = ctx.p
     res = Run(part=part, config=config, sessions=n, repeat=rep)
+    if flat:
+        res.mode, res.window = "flat", p.flat_window
     if limit is not None:
         res.limit_cores, res.period_us = limit
     target: Started | None = None
     lgs: list[Proc] = []
     sample_files: list[Path] = []
-    tag = f"{part}-{n}-r{rep}"
+    tag = f"{part}-{res.mode}-{n}-r{rep}"
     try:
         if limit is not None:
             assert ctx.cgroups is not None
@@ -244,7 +247,7 @@ async def run_once(
                 p.node,
                 str(PEERS / "loadgen.js"),
                 *("--url", url, "--sessions", str(cnt), "--first", str(first)),
-                *("--rate", str(p.rate), "--mode", "paced"),
+                *("--rate", str(p.rate), "--mode", res.mode, "--window", str(p.flat_window)),
                 *("--samples-file", str(sample_file), "--max-seconds", "120"),
             ]
             lg = Proc(f"loadgen-{config}-{tag}-{i}", argv, log_dir=ctx.log_dir, stdin=True)
