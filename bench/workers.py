@@ -3,8 +3,10 @@
 On a 2-core machine one worker and its load generator already fill both cores, so raw
 throughput with 2 workers cannot show the design's scaling. This script measures instead:
 
-(a) **CPU per message.** The same paced load (100, 200 and 300 sessions × 50 events/s each way,
-    as bench/relay.py) against the bridge with ``WORKERS=1`` (one process, no supervisor) and
+(a) **CPU per message.** The same load, paced (100 to 400 sessions × 50 events/s each way, as
+    bench/relay.py) and flat out (100 and 200 sessions, each keeping ``--flat-window`` frames in
+    flight: the load at which one worker and its load generator fill both cores), against the
+    bridge with ``WORKERS=1`` (one process, no supervisor) and
     ``WORKERS=2`` (supervisor + 2 workers), ``WORKERS=2`` with ``REDIS_URL`` (a throw-away
     ``redis-server`` the script starts; its own CPU is reported, not counted as the bridge's),
     alternating, with two independent single-process bridges (load split, or fed alike) and the
@@ -39,7 +41,7 @@ Runs as root (it writes /sys/fs/cgroup/cpu); without a writable cgroup v1 cpu co
 and (c) are skipped with the reason. Every process it starts is killed and every cgroup it made
 is removed when it ends, also on error or Ctrl-C.
 
-    .venv/bin/python bench/workers.py            # full run (~20 min on 2 cores, at most 25)
+    .venv/bin/python bench/workers.py            # full run (~28 min on 2 cores, at most 45)
     .venv/bin/python bench/workers.py --quick    # ~5 min smoke run (at most 8)
     .venv/bin/python bench/workers.py --parts cpu,plan --plan-sessions 345   # parts alone
     .venv/bin/python bench/workers.py --render A.json B.json   # tables again, runs pooled
