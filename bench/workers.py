@@ -112,6 +112,11 @@ def _left(ctx: Ctx) -> bool:
     return time.monotonic() < ctx.deadline
 
 
+def _numbers(given: str | None, default: str) -> list[int]:
+    """A comma-separated list of session counts (``''``: none)."""
+    return [int(x) for x in (default if given is None else given).split(",") if x.strip()]
+
+
 def _progress(r: Run, t_start: float) -> str:
     head = (
         f"[{time.monotonic() - t_start:5.0f}s] {r.part:<8} {r.config:<5} N={r.sessions:<4}"
@@ -436,15 +441,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
         "--parts", default="cpu,capacity,plan", help="comma-separated: cpu, capacity, plan"
     )
     ap.add_argument(
-        "--cpu-sessions", default="100,200,300,400", help="(a) comma-separated N, paced (100-400)"
+        "--cpu-sessions",
+        default=None,
+        help="(a) comma-separated N, paced (100,200,300,400; quick 100)",
     )
     ap.add_argument(
         "--cpu-repeats", type=int, default=None, help="(a) runs per config (3; quick 1)"
     )
     ap.add_argument(
         "--cpu-flat-sessions",
-        default="100,200",
-        help="(a) comma-separated N driven flat out; '' for none (100,200)",
+        default=None,
+        help="(a) comma-separated N driven flat out; '' for none (100,200; quick 100)",
     )
     ap.add_argument(
         "--flat-window", type=int, default=2, help="(a) frames in flight per session flat out (2)"
@@ -524,9 +531,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Params, argparse.Namespac
             ap.error(f"unknown part {part!r}")
     p = Params(
         quick=q,
-        cpu_sessions=[int(x) for x in args.cpu_sessions.split(",") if x.strip()],
+        cpu_sessions=_numbers(args.cpu_sessions, "100" if q else "100,200,300,400"),
         cpu_repeats=args.cpu_repeats or (1 if q else 3),
-        cpu_flat_sessions=[int(x) for x in args.cpu_flat_sessions.split(",") if x.strip()],
+        cpu_flat_sessions=_numbers(args.cpu_flat_sessions, "100" if q else "100,200"),
         flat_window=args.flat_window,
         warmup=args.warmup if args.warmup is not None else (1.0 if q else 1.5),
         measure=args.measure if args.measure is not None else (2.0 if q else 4.0),
