@@ -197,8 +197,9 @@ async def part_capacity(ctx: Ctx, runs: list[Run], t_start: float) -> None:
     """(b) Paired ramps: at each level k, every configuration still in the ramp runs once, back
     to back (order rotated), with k sessions per process (k for one process, 2k for two), so a
     spell of load from outside hits them all alike. A configuration leaves the ramp after two
-    failures in a row; its capacity in the round is the highest N that passed. Later rounds
-    start two steps below the lowest capacity of the round before."""
+    failures in a row; its capacity in the round is the highest N that passed (one that passed
+    none is probed below the start). Later rounds start two steps below the lowest capacity of
+    the round before."""
     p = ctx.p
     est = _estimate(runs, p)
     step = max(2, round(est * p.step))
@@ -229,6 +230,29 @@ async def part_capacity(ctx: Ctx, runs: list[Run], t_start: float) -> None:
                 fails[config] = 0 if r.passed else fails[config] + 1
             active = [c for c in active if fails[c] < 2]
             k += step
+        await _probe_below(ctx, runs, t_start, rep, k0, step)
+
+
+#: How many steps below the start a configuration that never passed is probed.
+PROBE_STEPS_BELOW = 4
+
+
+async def _probe_below(
+    ctx: Ctx, runs: list[Run], t_start: float, rep: int, k0: int, step: int
+) -> None:
+    """A configuration that failed its first levels without passing one (a spell of load from
+    outside, or a start above its capacity) is run again below the start, one step at a time,
+    until it passes, so the round still has a capacity for it rather than none."""
+    limit = (ctx.p.quota, ctx.p.period_us)
+    for config in CAPACITY_CONFIGS:
+        k = k0 - step
+        while _round_capacity(runs, config, rep) is None and k >= max(
+            step, k0 - PROBE_STEPS_BELOW * step
+        ):
+            if not _left(ctx):
+                return
+            await _run(ctx, runs, t_start, "capacity", config, k * SLOTS[config], rep, limit)
+            k -= step
 
 
 def _round_capacity(runs: list[Run], config: str, rep: int) -> int | None:
