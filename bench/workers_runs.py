@@ -214,7 +214,8 @@ async def run_once(
     flat: bool = False,
 ) -> Run:
     """Start ``config``, optionally put each process into its own cgroup at ``limit`` (cores per
-    slot, period µs), drive ``n`` paced sessions, measure a window, tear everything down."""
+    slot, period µs), drive ``n`` sessions (paced, or with ``flat`` each keeping
+    ``flat_window`` frames in flight), measure a window, tear everything down."""
     p = ctx.p
     res = Run(part=part, config=config, sessions=n, repeat=rep)
     if flat:
