@@ -233,6 +233,17 @@ async def loadgens_ready(lgs: list[Proc]) -> tuple[int, list[str]]:
     return connected, failures
 
 
+async def loadgens_results(lgs: list[Proc], timeout: float) -> list[dict[str, Any]]:
+    """Stop every load generator and read back its ``result`` line."""
+    for lg in lgs:
+        await lg.send("stop")
+    results = []
+    for lg in lgs:
+        m = await lg.wait_line(r"^result (.*)", timeout=timeout)
+        results.append(json.loads(m.group(1)))
+    return results
+
+
 def _split(n: int, k: int) -> list[tuple[int, int]]:
     """Split n sessions into k (first, count) chunks."""
     k = max(1, min(k, n))
@@ -308,12 +319,7 @@ async def run_one(
             if relay is not None:
                 rss_peak = max(rss_peak, rss_kb(process_tree(relay.pid)))
         m1 = cpu_mark(groups)
-        for lg in lgs:
-            await lg.send("stop")
-        results = []
-        for lg in lgs:
-            m = await lg.wait_line(r"^result (.*)", timeout=20)
-            results.append(json.loads(m.group(1)))
+        results = await loadgens_results(lgs, timeout=20)
         for proc in (relay, relay_b):
             if proc is not None and not proc.alive():
                 raise RuntimeError(f"relay died: {proc.tail()}")

@@ -90,10 +90,6 @@ def _yes(ok: bool | None) -> str:
     return "—" if ok is None else ("yes" if ok else "**NO**")
 
 
-def _mode(r: Run) -> str:
-    return getattr(r, "mode", "paced") or "paced"
-
-
 def _load(p: Any, mode: str, n: int) -> str:
     """The load of one (a) table, in words."""
     if mode == "paced":
@@ -116,9 +112,9 @@ def report(runs: list[Run], meta: dict[str, Any]) -> tuple[str, str]:
     checks: list[list[str]] = []
     cpu = [r for r in runs if r.part == "cpu"]
     for mode, n in sorted(
-        {(_mode(r), r.sessions) for r in cpu}, key=lambda k: (k[0] != "paced", k[1])
+        {(r.mode, r.sessions) for r in cpu}, key=lambda k: (k[0] != "paced", k[1])
     ):
-        level = [r for r in cpu if r.sessions == n and _mode(r) == mode]
+        level = [r for r in cpu if r.sessions == n and r.mode == mode]
         load = _load(p, mode, n)
         at = f"N={n}" if mode == "paced" else f"N={n} flat out"
         by_cfg = {c: [r for r in level if r.config == c] for c in CPU_CONFIGS}

@@ -27,7 +27,7 @@ from benchutil import (
     process_tree,
     rss_kb,
 )
-from relay import PEERS, READY_RELAY, _split, bridge_env, loadgens_ready
+from relay import PEERS, READY_RELAY, _split, bridge_env, loadgens_ready, loadgens_results
 from relay import parse_args as relay_parse_args
 from workers_cgroups import CpuCgroups
 from workers_model import (
@@ -293,12 +293,7 @@ async def run_once(
         if config in SUPERVISED:
             with contextlib.suppress(OSError, ValueError, KeyError):
                 res.split = await asyncio.to_thread(_health_split, target.health[0])
-        for lg in lgs:
-            await lg.send("stop")
-        results = []
-        for lg in lgs:
-            m = await lg.wait_line(r"^result (.*)", timeout=30)
-            results.append(json.loads(m.group(1)))
+        results = await loadgens_results(lgs, timeout=30)
         for proc in target.procs:
             if not proc.alive():
                 raise RuntimeError(f"{proc.name} died: {proc.tail()}")
